@@ -1,0 +1,401 @@
+//! One function per command: open the repository, call the library, print the result.
+
+use anyhow::{Context, Result, anyhow, bail};
+use indicatif::HumanBytes;
+use serde_json::json;
+
+use super::password::{self, PasswordSource};
+use super::progress::Bar;
+use super::{Cli, Command, EncryptionChoice, KdfArgs, KeyAction, Outcome};
+use snap::crypto::keyfile::KdfParams;
+use snap::error::Error;
+use snap::ops::{check, create, inspect, restore};
+use snap::repo::{InitOptions, Repository};
+use snap::store::open_backend;
+
+struct Context_ {
+    repo: Option<String>,
+    password: PasswordSource,
+    json: bool,
+    quiet: bool,
+}
+
+impl Context_ {
+    fn location(&self) -> Result<&str> {
+        self.repo.as_deref().ok_or_else(|| anyhow!("no repository given: use --repo or set SNAP_REPOSITORY"))
+    }
+
+    fn open(&self) -> Result<Repository> {
+        let location = self.location()?;
+        let backend = open_backend(location)?;
+        let password = &self.password;
+        let repo =
+            Repository::open(backend, &mut || password.existing().map_err(|e| Error::InvalidArgument(e.to_string())))?;
+        Ok(repo)
+    }
+
+    fn open_indexed(&self) -> Result<Repository> {
+        let mut repo = self.open()?;
+        let report = repo.load_index()?;
+        for (name, e) in &report.damaged {
+            if !self.quiet {
+                eprintln!("warning: index file {name} is unreadable ({e}); run `snap check`");
+            }
+        }
+        Ok(repo)
+    }
+
+    fn bar(&self, verb: &str) -> Bar {
+        Bar::new(verb, !self.quiet && !self.json, self.quiet)
+    }
+}
+
+fn kdf(args: &KdfArgs) -> KdfParams {
+    KdfParams { memory_kib: args.kdf_memory_kib, iterations: args.kdf_iterations, parallelism: 1 }
+}
+
+fn print_json(value: &impl serde::Serialize) -> Result<()> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
+}
+
+pub fn run(cli: Cli) -> Result<Outcome> {
+    let ctx = Context_ {
+        repo: cli.repo,
+        password: PasswordSource { file: cli.password_file, command: cli.password_command },
+        json: cli.json,
+        quiet: cli.quiet,
+    };
+    match cli.command {
+        Command::Init { encryption, kdf: k } => init(&ctx, encryption, &k),
+        Command::Create { paths, exclude, tag, host, parent, compression } => {
+            let options = create::CreateOptions {
+                paths,
+                excludes: exclude,
+                tags: tag,
+                hostname: host,
+                parent,
+                compression_level: compression,
+            };
+            create_snapshot(&ctx, &options)
+        }
+        Command::Snapshots => snapshots(&ctx),
+        Command::Ls { snapshot, path } => ls(&ctx, &snapshot, path.as_deref().unwrap_or("")),
+        Command::Restore { snapshot, target, include, exclude } => {
+            restore_snapshot(&ctx, &snapshot, &restore::RestoreOptions { target, includes: include, excludes: exclude })
+        }
+        Command::Check { read_data, read_data_subset } => run_check(&ctx, read_data, read_data_subset.as_deref()),
+        Command::Diff { first, second } => diff(&ctx, &first, &second),
+        Command::Stats { snapshot } => stats(&ctx, snapshot.as_deref()),
+        Command::Key { action } => key(&ctx, action),
+    }
+}
+
+fn init(ctx: &Context_, encryption: EncryptionChoice, k: &KdfArgs) -> Result<Outcome> {
+    let location = ctx.location()?;
+    let backend = open_backend(location)?;
+    let encrypted = matches!(encryption, EncryptionChoice::Chacha20);
+    let password = if encrypted { Some(ctx.password.new_password("New repository password")?) } else { None };
+    let repo = Repository::init(
+        backend,
+        password.as_ref().map(|p| p.as_bytes()),
+        &InitOptions { encryption: encrypted, kdf: kdf(k) },
+    )
+    .with_context(|| format!("cannot create a repository at {location}"))?;
+    if ctx.json {
+        print_json(&json!({ "id": repo.config().id, "location": location, "encrypted": encrypted }))?;
+    } else if !ctx.quiet {
+        println!(
+            "created {} repository {} at {location}",
+            if encrypted { "encrypted" } else { "unencrypted" },
+            &repo.config().id[..8]
+        );
+        if encrypted {
+            println!("keep the password safe: without it the data cannot be read");
+        }
+    }
+    Ok(Outcome::Done)
+}
+
+fn create_snapshot(ctx: &Context_, options: &create::CreateOptions) -> Result<Outcome> {
+    let repo = ctx.open_indexed()?;
+    let bar = ctx.bar("backing up");
+    let outcome = create::run(&repo, options, &bar);
+    bar.finish();
+    let outcome = outcome?;
+    let s = &outcome.snapshot;
+    let m = &s.summary;
+    if ctx.json {
+        print_json(&json!({ "id": outcome.id, "snapshot": s, "files_moved": outcome.files_moved }))?;
+    } else if !ctx.quiet {
+        println!("snapshot {} saved", outcome.id.short());
+        println!(
+            "files: {} new, {} changed, {} unchanged ({} recognised after a move or re-copy); {} folders",
+            m.files_new, m.files_changed, m.files_unchanged, outcome.files_moved, m.dirs
+        );
+        println!(
+            "read {}, added {} to the repository ({} stored), {} in total",
+            HumanBytes(m.bytes_read),
+            HumanBytes(m.data_added),
+            HumanBytes(m.data_added_stored),
+            HumanBytes(m.total_bytes)
+        );
+        println!("took {:.1} s", m.duration_secs);
+    }
+    if !s.skipped.is_empty() {
+        if !ctx.quiet {
+            eprintln!("warning: {} entries could not be read and are not in the snapshot", s.skipped.len());
+        }
+        return Ok(Outcome::Incomplete);
+    }
+    Ok(Outcome::Done)
+}
+
+fn snapshots(ctx: &Context_) -> Result<Outcome> {
+    let repo = ctx.open()?;
+    let (all, bad) = repo.snapshots()?;
+    for (name, e) in &bad {
+        eprintln!("warning: snapshot {name} is unreadable: {e}");
+    }
+    if ctx.json {
+        let list: Vec<_> = all
+            .iter()
+            .map(|(id, s)| {
+                json!({
+                    "id": id, "short_id": id.short(), "time": s.time, "host": s.hostname, "username": s.username,
+                    "paths": s.paths, "tags": s.tags, "tree": s.tree, "parent": s.parent, "summary": s.summary,
+                    "skipped": s.skipped.len(),
+                })
+            })
+            .collect();
+        return print_json(&list).map(|()| Outcome::Done);
+    }
+    println!("{:<9} {:<20} {:<16} {:>10}  {:<12} paths", "id", "time", "host", "size", "tags");
+    for (id, s) in &all {
+        let time = s
+            .timestamp()
+            .map(|t| t.with_timezone(&chrono::Local).format("%Y-%m-%d %H:%M:%S").to_string())
+            .unwrap_or_else(|| s.time.clone());
+        println!(
+            "{:<9} {:<20} {:<16} {:>10}  {:<12} {}",
+            id.short(),
+            time,
+            s.hostname,
+            HumanBytes(s.summary.total_bytes).to_string(),
+            s.tags.join(","),
+            s.paths.join(" ")
+        );
+    }
+    println!("{} snapshots", all.len());
+    Ok(Outcome::Done)
+}
+
+fn ls(ctx: &Context_, spec: &str, path: &str) -> Result<Outcome> {
+    let repo = ctx.open_indexed()?;
+    let (_, snapshot) = repo.find_snapshot(spec)?;
+    let entries = inspect::ls(&repo, &snapshot.tree, path)?;
+    if ctx.json {
+        return print_json(&entries).map(|()| Outcome::Done);
+    }
+    for e in entries {
+        let link = e.target.map(|t| format!(" -> {t}")).unwrap_or_default();
+        let t = match e.kind {
+            "dir" => 'd',
+            "symlink" => 'l',
+            _ => '-',
+        };
+        println!("{t}{:04o} {:>12} {} {}{link}", e.mode, e.size, e.mtime, e.path);
+    }
+    Ok(Outcome::Done)
+}
+
+fn restore_snapshot(ctx: &Context_, spec: &str, options: &restore::RestoreOptions) -> Result<Outcome> {
+    let repo = ctx.open_indexed()?;
+    let (id, snapshot) = repo.find_snapshot(spec)?;
+    let bar = ctx.bar("restoring");
+    let summary = restore::run(&repo, &snapshot.tree, options, &bar);
+    bar.finish();
+    let summary = summary?;
+    if ctx.json {
+        let failures: Vec<_> = summary.failures.iter().map(|(p, e)| json!({"path": p, "error": e})).collect();
+        print_json(&json!({
+            "snapshot": id, "files_restored": summary.files_restored, "files_already_present": summary.files_already_present,
+            "dirs": summary.dirs, "symlinks": summary.symlinks, "bytes_written": summary.bytes_written, "failures": failures,
+        }))?;
+    } else if !ctx.quiet {
+        println!(
+            "restored snapshot {} to {}: {} files ({}), {} already present, {} folders, {} symlinks",
+            id.short(),
+            options.target.display(),
+            summary.files_restored,
+            HumanBytes(summary.bytes_written),
+            summary.files_already_present,
+            summary.dirs,
+            summary.symlinks
+        );
+    }
+    if !summary.failures.is_empty() {
+        eprintln!("snap: {} paths could not be restored (listed above)", summary.failures.len());
+        return Ok(Outcome::Incomplete);
+    }
+    Ok(Outcome::Done)
+}
+
+fn parse_percent(s: &str) -> Result<f64> {
+    let n: f64 = s
+        .trim_end_matches('%')
+        .parse()
+        .map_err(|_| anyhow!("--read-data-subset takes a percentage like 10%, not {s:?}"))?;
+    if !(n > 0.0 && n <= 100.0) {
+        bail!("--read-data-subset must be above 0% and at most 100%");
+    }
+    Ok(n / 100.0)
+}
+
+fn run_check(ctx: &Context_, read_data: bool, subset: Option<&str>) -> Result<Outcome> {
+    let mut repo = ctx.open()?;
+    let subset = subset.map(parse_percent).transpose()?;
+    let options = check::CheckOptions { read_data: read_data || subset.is_some(), subset };
+    let bar = ctx.bar("reading packs");
+    let report = check::run(&mut repo, &options, &bar);
+    bar.finish();
+    let report = report?;
+    if ctx.json {
+        let problems: Vec<_> = report
+            .problems
+            .iter()
+            .map(|p| json!({"object": p.object, "problem": p.problem, "affected": p.affected}))
+            .collect();
+        print_json(&json!({
+            "clean": report.is_clean(), "problems": problems, "notes": report.notes, "snapshots": report.snapshots,
+            "trees": report.trees, "packs": report.packs, "packs_read": report.packs_read, "blobs_read": report.blobs_read,
+        }))?;
+    } else {
+        for n in &report.notes {
+            if !ctx.quiet {
+                println!("note: {n}");
+            }
+        }
+        for p in &report.problems {
+            println!("damaged: {}: {}", p.object, p.problem);
+            for a in &p.affected {
+                println!("  needed by {a}");
+            }
+        }
+        if !ctx.quiet {
+            println!(
+                "checked {} snapshots, {} trees, {} packs{}",
+                report.snapshots,
+                report.trees,
+                report.packs,
+                if options.read_data {
+                    format!(" ({} packs, {} blobs read and verified)", report.packs_read, report.blobs_read)
+                } else {
+                    String::new()
+                }
+            );
+        }
+    }
+    if report.is_clean() {
+        if !ctx.json && !ctx.quiet {
+            println!("no problems found");
+        }
+        Ok(Outcome::Done)
+    } else {
+        bail!("the repository has {} problems (listed above)", report.problems.len())
+    }
+}
+
+fn diff(ctx: &Context_, first: &str, second: &str) -> Result<Outcome> {
+    let repo = ctx.open_indexed()?;
+    let (_, a) = repo.find_snapshot(first)?;
+    let (_, b) = repo.find_snapshot(second)?;
+    let d = inspect::diff(&repo, &a.tree, &b.tree)?;
+    if ctx.json {
+        return print_json(&d).map(|()| Outcome::Done);
+    }
+    for p in &d.added {
+        println!("+ {p}");
+    }
+    for p in &d.removed {
+        println!("- {p}");
+    }
+    for p in &d.modified {
+        println!("M {p}");
+    }
+    for p in &d.metadata {
+        println!("U {p}");
+    }
+    println!(
+        "{} added, {} removed, {} modified, {} metadata only",
+        d.added.len(),
+        d.removed.len(),
+        d.modified.len(),
+        d.metadata.len()
+    );
+    Ok(Outcome::Done)
+}
+
+fn stats(ctx: &Context_, spec: Option<&str>) -> Result<Outcome> {
+    let repo = ctx.open_indexed()?;
+    let (all, _) = repo.snapshots()?;
+    let chosen = match spec {
+        Some(spec) => vec![repo.find_snapshot(spec)?],
+        None => all,
+    };
+    let s = inspect::stats(&repo, &chosen)?;
+    if ctx.json {
+        return print_json(&s).map(|()| Outcome::Done);
+    }
+    println!("snapshots:              {}", s.snapshots);
+    println!("logical size:           {}", HumanBytes(s.logical_bytes));
+    println!("unique data:            {} in {} chunks (whole repository)", HumanBytes(s.unique_bytes), s.unique_chunks);
+    println!("stored data:            {} (after compression and encryption)", HumanBytes(s.unique_stored_bytes));
+    println!("repository packs:       {} in {} packs", HumanBytes(s.pack_bytes), s.packs);
+    println!("deduplication ratio:    {:.2}", s.dedup_ratio);
+    println!("compression ratio:      {:.2}", s.compression_ratio);
+    Ok(Outcome::Done)
+}
+
+fn key(ctx: &Context_, action: KeyAction) -> Result<Outcome> {
+    let repo = ctx.open()?;
+    match action {
+        KeyAction::List => {
+            let keys = repo.list_keys()?;
+            if ctx.json {
+                let list: Vec<_> = keys
+                    .iter()
+                    .map(|(name, kf)| match kf {
+                        Ok(k) => json!({"id": name, "current": Some(name.as_str()) == repo.key_name(), "created": k.created, "host": k.hostname, "username": k.username}),
+                        Err(e) => json!({"id": name, "error": e.to_string()}),
+                    })
+                    .collect();
+                return print_json(&list).map(|()| Outcome::Done);
+            }
+            for (name, kf) in keys {
+                let mark = if Some(name.as_str()) == repo.key_name() { "*" } else { " " };
+                match kf {
+                    Ok(k) => println!("{mark}{} {} {}@{}", &name[..8], k.created, k.username, k.hostname),
+                    Err(e) => println!("{mark}{} unreadable: {e}", &name[..8]),
+                }
+            }
+        }
+        KeyAction::Add { new_password_file, kdf: k } => {
+            let pw = password::new_from(new_password_file.as_deref(), "New password")?;
+            let name = repo.add_key(pw.as_bytes(), kdf(&k))?;
+            println!("added key {}", &name[..8]);
+        }
+        KeyAction::Remove { id } => {
+            let name = repo.remove_key(&id)?;
+            println!("removed key {}", &name[..8]);
+        }
+        KeyAction::Passwd { new_password_file, kdf: k } => {
+            let pw = password::new_from(new_password_file.as_deref(), "New password")?;
+            let name = repo.add_key(pw.as_bytes(), kdf(&k))?;
+            let old = repo.key_name().map(str::to_string).ok_or_else(|| anyhow!("the repository is not encrypted"))?;
+            repo.backend().remove(snap::store::FileKind::Key, &old)?;
+            println!("password changed: key {} replaces {}", &name[..8], &old[..8]);
+        }
+    }
+    Ok(Outcome::Done)
+}

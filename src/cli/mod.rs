@@ -1,0 +1,172 @@
+//! Command-line parsing and dispatch. Exit codes (also in README.md):
+//! 0 success; 1 error; 3 finished but incomplete (files skipped by `create`, files not restored
+//! by `restore`); 10 no repository at the given location; 12 wrong password.
+
+mod commands;
+mod password;
+mod progress;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use snap::error::Error;
+
+#[derive(Parser)]
+#[command(name = "snap", version, about = "Deduplicating, encrypted backups of phone galleries and everything else")]
+pub struct Cli {
+    /// Repository location: a folder (or `local:PATH`).
+    #[arg(short, long, global = true, env = "SNAP_REPOSITORY")]
+    repo: Option<String>,
+    /// Read the password from this file.
+    #[arg(long, global = true, env = "SNAP_PASSWORD_FILE")]
+    password_file: Option<PathBuf>,
+    /// Run this shell command and take its output as the password.
+    #[arg(long, global = true, env = "SNAP_PASSWORD_COMMAND")]
+    password_command: Option<String>,
+    /// Print machine-readable JSON on stdout.
+    #[arg(long, global = true)]
+    json: bool,
+    /// Print no progress and no warnings, only results and errors.
+    #[arg(short, long, global = true)]
+    quiet: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum EncryptionChoice {
+    /// XChaCha20-Poly1305, keys from the password with Argon2id.
+    Chacha20,
+    /// No encryption (ids are plain BLAKE3).
+    None,
+}
+
+#[derive(clap::Args)]
+pub struct KdfArgs {
+    /// Argon2id memory in KiB for the new key.
+    #[arg(long, default_value_t = 65536)]
+    kdf_memory_kib: u32,
+    /// Argon2id passes for the new key.
+    #[arg(long, default_value_t = 3)]
+    kdf_iterations: u32,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create a new repository.
+    Init {
+        #[arg(long, value_enum, default_value = "chacha20")]
+        encryption: EncryptionChoice,
+        #[command(flatten)]
+        kdf: KdfArgs,
+    },
+    /// Back folders up into a new snapshot.
+    Create {
+        /// Folders (or files) to back up.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// Leave out paths matching this glob (relative to the snapshot root, or a bare name).
+        #[arg(short, long)]
+        exclude: Vec<String>,
+        /// Tag the snapshot (repeatable).
+        #[arg(long)]
+        tag: Vec<String>,
+        /// Host name to record (default: this machine's).
+        #[arg(long)]
+        host: Option<String>,
+        /// Compare against this snapshot instead of the latest of the same host and paths.
+        #[arg(long)]
+        parent: Option<String>,
+        /// zstd level for compressible data.
+        #[arg(long, default_value_t = snap::compress::DEFAULT_LEVEL, value_parser = clap::value_parser!(i32).range(1..=19))]
+        compression: i32,
+    },
+    /// List snapshots.
+    Snapshots,
+    /// List files in a snapshot (below PATH, if given).
+    Ls { snapshot: String, path: Option<String> },
+    /// Restore a snapshot, or the files you pick, into a folder.
+    Restore {
+        snapshot: String,
+        /// Folder to restore into (created if missing).
+        #[arg(short, long)]
+        target: PathBuf,
+        /// Restore only paths matching this glob (a folder includes everything below it).
+        #[arg(short, long)]
+        include: Vec<String>,
+        /// Skip paths matching this glob.
+        #[arg(short, long)]
+        exclude: Vec<String>,
+    },
+    /// Verify the repository's structure, and with --read-data every stored byte.
+    Check {
+        #[arg(long)]
+        read_data: bool,
+        /// Read a random share of the packs, e.g. 10%.
+        #[arg(long, value_name = "PERCENT")]
+        read_data_subset: Option<String>,
+    },
+    /// Show files added, removed and changed between two snapshots.
+    Diff { first: String, second: String },
+    /// Sizes, deduplication and compression ratios.
+    Stats { snapshot: Option<String> },
+    /// Manage the passwords (key slots) that open the repository.
+    Key {
+        #[command(subcommand)]
+        action: KeyAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeyAction {
+    /// Add a password.
+    Add {
+        /// Read the new password from this file instead of asking.
+        #[arg(long)]
+        new_password_file: Option<PathBuf>,
+        #[command(flatten)]
+        kdf: KdfArgs,
+    },
+    /// List key slots.
+    List,
+    /// Remove a key slot by id prefix.
+    Remove { id: String },
+    /// Change the password used to open the repository.
+    Passwd {
+        #[arg(long)]
+        new_password_file: Option<PathBuf>,
+        #[command(flatten)]
+        kdf: KdfArgs,
+    },
+}
+
+/// What a command wants the process to exit with when it did not fail outright.
+pub enum Outcome {
+    Done,
+    Incomplete,
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match commands::run(cli) {
+        Ok(Outcome::Done) => ExitCode::SUCCESS,
+        Ok(Outcome::Incomplete) => ExitCode::from(3),
+        Err(e) => {
+            eprintln!("snap: {}", one_line(&e));
+            ExitCode::from(exit_code(&e))
+        }
+    }
+}
+
+fn one_line(e: &anyhow::Error) -> String {
+    e.chain().map(|c| c.to_string()).collect::<Vec<_>>().join(": ")
+}
+
+fn exit_code(e: &anyhow::Error) -> u8 {
+    match e.chain().find_map(|c| c.downcast_ref::<Error>()) {
+        Some(Error::RepositoryNotFound(_)) => 10,
+        Some(Error::WrongPassword) => 12,
+        _ => 1,
+    }
+}

@@ -1,0 +1,25 @@
+//! The commands, one module each. They take an open repository and options, report progress
+//! through a trait the CLI implements, and return what happened; they never print.
+
+pub mod check;
+pub mod create;
+pub mod filter;
+pub mod inspect;
+pub mod restore;
+pub mod walk;
+
+/// Progress callbacks. The library calls them from worker threads; all are optional.
+pub trait Progress: Sync {
+    /// The amount of work is known: `items` files (or packs) and `bytes` bytes.
+    fn start(&self, _items: u64, _bytes: u64) {}
+    /// `bytes` more bytes are done.
+    fn advance(&self, _bytes: u64) {}
+    /// One more item is done.
+    fn item_done(&self) {}
+    /// Something went wrong but the command goes on.
+    fn warn(&self, _message: &str) {}
+}
+
+/// Progress that reports nothing.
+pub struct Silent;
+impl Progress for Silent {}
