@@ -1,7 +1,9 @@
 //! Writes new blobs into pack files and records them in index files.
 //!
 //! Write order, which every reader may rely on: a pack is published complete before any index
-//! file lists it, and an index file is published before any snapshot that needs it. Blobs are
+//! file lists it, and an index file is published before any snapshot that needs it. Tree blobs
+//! and data blobs go to separate packs, so damage to data never hides the folder structure
+//! (and tree packs stay small enough to cache). Blobs are
 //! compressed and sealed by the calling thread; only the append to the open pack holds a lock,
 //! and a full pack is finished (header, fsync, publish) outside it.
 
@@ -40,7 +42,8 @@ pub struct PackerStats {
 pub struct Packer<'r> {
     repo: &'r Repository,
     level: i32,
-    open: Mutex<Option<OpenPack>>,
+    /// The pack being filled for each blob kind (data, tree).
+    open: [Mutex<Option<OpenPack>>; 2],
     unindexed: Mutex<Vec<PackContents>>,
     /// Blobs stored (or being stored) by this packer: with the repository index, the dedup set.
     seen: Mutex<HashSet<Id>>,
@@ -55,7 +58,7 @@ impl<'r> Packer<'r> {
         Packer {
             repo,
             level,
-            open: Mutex::new(None),
+            open: [Mutex::new(None), Mutex::new(None)],
             unindexed: Mutex::new(Vec::new()),
             seen: Mutex::new(HashSet::new()),
             blobs: AtomicU64::new(0),
@@ -93,7 +96,7 @@ impl<'r> Packer<'r> {
         let raw_len = u32::try_from(raw.len()).map_err(|_| Error::InvalidArgument("blob larger than 4 GiB".into()))?;
         let stored_len = stored.len() as u32;
         let full = {
-            let mut guard = self.open.lock().map_err(|_| poisoned())?;
+            let mut guard = self.open[kind as usize].lock().map_err(|_| poisoned())?;
             if guard.is_none() {
                 *guard = Some(OpenPack {
                     writer: BufWriter::with_capacity(256 << 10, self.repo.backend().spool()?),
@@ -144,9 +147,11 @@ impl<'r> Packer<'r> {
     /// Finishes the open pack and writes the index for every pack not yet indexed. After this
     /// returns, everything added is durable and findable.
     pub fn finish(&self) -> Result<PackerStats> {
-        let open = self.open.lock().map_err(|_| poisoned())?.take();
-        if let Some(open) = open {
-            self.finish_pack(open)?;
+        for slot in &self.open {
+            let open = slot.lock().map_err(|_| poisoned())?.take();
+            if let Some(open) = open {
+                self.finish_pack(open)?;
+            }
         }
         let rest = std::mem::take(&mut *self.unindexed.lock().map_err(|_| poisoned())?);
         if !rest.is_empty() {

@@ -1,0 +1,156 @@
+//! Damaged repositories: `check` names the damaged object and what depends on it, `restore`
+//! restores every intact file and reports the rest, nothing panics.
+
+mod common;
+
+use common::{Env, describe, phone};
+use std::fs;
+use std::path::PathBuf;
+
+fn files_in(dir: &std::path::Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() { out.extend(files_in(&p)) } else { out.push(p) }
+    }
+    out.sort();
+    out
+}
+
+fn packs(env: &Env) -> Vec<PathBuf> {
+    files_in(&env.repo.join("data"))
+}
+
+/// A repository holding the small phone folder.
+fn backed_up() -> (Env, PathBuf) {
+    let env = Env::new();
+    env.init();
+    let src = env.phone();
+    env.ok(&["create", src.to_str().unwrap()]);
+    env.ok(&["check", "--read-data"]);
+    (env, src)
+}
+
+fn flip_byte(path: &std::path::Path, offset: usize) {
+    let mut bytes = fs::read(path).unwrap();
+    bytes[offset] ^= 0x40;
+    fs::write(path, bytes).unwrap();
+}
+
+#[test]
+fn flipped_pack_byte_is_found_and_restore_saves_the_rest() {
+    let (env, src) = backed_up();
+    let pack = packs(&env).into_iter().max_by_key(|p| fs::metadata(p).unwrap().len()).unwrap();
+    flip_byte(&pack, 1000);
+
+    // Structure alone cannot see it; reading the data must.
+    env.ok(&["check"]);
+    let out = env.run(&["check", "--read-data"]);
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(report.contains("damaged: pack") || report.contains("damaged: blob"), "{report}");
+    assert!(report.contains("needed by "), "the report names dependent files: {report}");
+
+    let target = env.path("out");
+    let out = env.run(&["restore", "latest", "-t", target.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(3), "{}", describe(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("failed authentication") || err.contains("damaged"), "{err}");
+    // Every file is either restored exactly or reported; never restored wrong.
+    let mut restored = 0;
+    let mut reported = 0;
+    for f in files_in(&src) {
+        let rel = f.strip_prefix(&src).unwrap();
+        match fs::read(target.join(rel)) {
+            Ok(bytes) => {
+                assert_eq!(bytes, fs::read(&f).unwrap(), "{} restored with wrong content", rel.display());
+                restored += 1;
+            }
+            Err(_) => {
+                assert!(
+                    err.contains(&*rel.to_string_lossy()),
+                    "{} neither restored nor reported: {err}",
+                    rel.display()
+                );
+                reported += 1;
+            }
+        }
+    }
+    assert!(restored > 0 && reported > 0, "restored {restored}, reported {reported}");
+    let leftovers: Vec<_> =
+        files_in(&target).into_iter().filter(|p| p.to_string_lossy().contains(".snap-restore-")).collect();
+    assert!(leftovers.is_empty(), "temporary files left behind: {leftovers:?}");
+}
+
+#[test]
+fn deleted_pack_is_named_with_the_files_that_need_it() {
+    let (env, _src) = backed_up();
+    let pack = packs(&env).into_iter().max_by_key(|p| fs::metadata(p).unwrap().len()).unwrap();
+    let name = pack.file_name().unwrap().to_string_lossy().into_owned();
+    fs::remove_file(&pack).unwrap();
+    let out = env.run(&["check"]);
+    assert_eq!(out.status.code(), Some(1));
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(report.contains(&format!("damaged: pack {name}: missing")), "{report}");
+    assert!(report.contains("needed by ") && report.contains("DCIM/Camera/"), "{report}");
+}
+
+#[test]
+fn truncated_pack_is_reported() {
+    let (env, _src) = backed_up();
+    let pack = packs(&env).into_iter().max_by_key(|p| fs::metadata(p).unwrap().len()).unwrap();
+    let bytes = fs::read(&pack).unwrap();
+    fs::write(&pack, &bytes[..bytes.len() / 2]).unwrap();
+    let out = env.run(&["check"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("truncated"), "{}", String::from_utf8_lossy(&out.stdout));
+}
+
+#[test]
+fn damaged_index_file_is_named() {
+    let (env, _src) = backed_up();
+    let index = files_in(&env.repo.join("index")).remove(0);
+    flip_byte(&index, 40);
+    let out = env.run(&["check"]);
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    let report = String::from_utf8_lossy(&out.stdout);
+    let name = index.file_name().unwrap().to_string_lossy().into_owned();
+    assert!(report.contains(&format!("damaged: index file {name}")), "{report}");
+}
+
+#[test]
+fn damaged_snapshot_is_named_and_others_still_list() {
+    let (env, src) = backed_up();
+    fs::write(src.join("extra.txt"), b"more").unwrap();
+    env.ok(&["create", src.to_str().unwrap()]);
+    let snaps = files_in(&env.repo.join("snapshots"));
+    let victim = &snaps[0];
+    flip_byte(victim, 30);
+    let out = env.run(&["check"]);
+    assert_eq!(out.status.code(), Some(1));
+    let name = victim.file_name().unwrap().to_string_lossy().into_owned();
+    assert!(String::from_utf8_lossy(&out.stdout).contains(&format!("damaged: snapshot {name}")));
+    let list = env.run(&["snapshots"]);
+    assert!(list.status.success());
+    assert!(String::from_utf8_lossy(&list.stdout).contains("1 snapshots"));
+}
+
+#[test]
+fn swapped_pack_contents_are_detected_as_tampering() {
+    let env = Env::new();
+    env.init();
+    let src = env.path("src");
+    phone::generate(&src, &phone::PhoneSpec::small()).unwrap();
+    env.ok(&["create", src.to_str().unwrap()]);
+    fs::write(src.join("more.bin"), vec![7u8; 100_000]).unwrap();
+    env.ok(&["create", src.to_str().unwrap()]);
+    let mut all = packs(&env);
+    all.sort_by_key(|p| fs::metadata(p).unwrap().len());
+    assert!(all.len() >= 2);
+    // Put the small pack's bytes under the large pack's name.
+    let small = fs::read(&all[0]).unwrap();
+    fs::write(&all[all.len() - 1], small).unwrap();
+    let out = env.run(&["check", "--read-data"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("does not match its name"));
+}
