@@ -58,7 +58,26 @@ pub fn region_starts(head: &[u8]) -> Vec<u64> {
     if head.len() >= 8 && &head[4..8] == b"ftyp" {
         return isobmff_box_starts(head);
     }
+    if head.starts_with(b"<?xml") {
+        return xml_root_tag_end(head).into_iter().collect();
+    }
     Vec::new()
+}
+
+/// XML: backup apps write the record count into the root start tag (`<calls count="1234">`),
+/// so that tag is its own region and a changed count does not disturb the first records' chunk.
+/// Returns the offset just after the `>` of the first tag that is not `<?…`, `<!…` or `</…`.
+fn xml_root_tag_end(head: &[u8]) -> Option<u64> {
+    let mut pos = 0;
+    loop {
+        let open = pos + head[pos..].iter().position(|&b| b == b'<')?;
+        let next = *head.get(open + 1)?;
+        let close = open + head[open..].iter().position(|&b| b == b'>')?;
+        if next != b'?' && next != b'!' && next != b'/' {
+            return Some(close as u64 + 1);
+        }
+        pos = close + 1;
+    }
 }
 
 /// JPEG: everything before the first start-of-scan marker is metadata (EXIF, XMP, thumbnails,
@@ -146,6 +165,19 @@ impl Chunker {
             &self.gear_ls[..],
         );
         len.max(1).min(window.len())
+    }
+
+    /// Chunk lengths of `data` under an explicit profile, ignoring regions (for parameter studies).
+    pub fn chunk_lengths_with(&self, data: &[u8], profile: &Profile) -> Vec<usize> {
+        let mut lengths = Vec::new();
+        let mut pos = 0;
+        while pos < data.len() {
+            let window = &data[pos..data.len().min(pos + profile.max)];
+            let len = self.cut(window, profile);
+            lengths.push(len);
+            pos += len;
+        }
+        lengths
     }
 
     /// Chunk lengths of an in-memory file (tests and test vectors).
@@ -294,6 +326,14 @@ mod tests {
         edited.extend_from_slice(&jpeg[sos..]);
         let edited_lengths = chunker().chunk_lengths(&edited);
         assert_eq!(edited_lengths[1..], lengths[1..]);
+    }
+
+    #[test]
+    fn xml_root_tag_is_a_region() {
+        let xml = b"<?xml version='1.0'?>\n<!-- c -->\n<calls count=\"3\">\n  <call a=\"1\" />\n</calls>\n";
+        let end = xml.iter().position(|&b| b == b'"').unwrap() + 4;
+        assert_eq!(region_starts(xml), vec![end as u64]);
+        assert_eq!(region_starts(b"<?xml no root"), Vec::<u64>::new());
     }
 
     #[test]

@@ -51,6 +51,10 @@ impl MasterKey {
     pub fn from_bytes(bytes: [u8; 32]) -> MasterKey {
         MasterKey(bytes)
     }
+
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
 }
 
 /// Fills an array from the operating system's random source.

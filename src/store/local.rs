@@ -138,6 +138,14 @@ impl Backend for LocalBackend {
 
     fn spool(&self) -> Result<SpoolFile> {
         let tmp = self.root.join("tmp");
+        // `tmp/` may be missing (a repository copied without empty folders): recreate it.
+        if !tmp.is_dir() {
+            fs::create_dir_all(&tmp).map_err(|e| Error::Storage {
+                op: "create scratch folder",
+                name: tmp.display().to_string(),
+                cause: e,
+            })?;
+        }
         tempfile::Builder::new().prefix("spool-").tempfile_in(&tmp).map_err(|e| Error::Storage {
             op: "create scratch file in",
             name: tmp.display().to_string(),
