@@ -25,6 +25,8 @@ pub mod compress;
 pub mod crypto;
 pub mod error;
 pub mod format;
+#[doc(hidden)]
+pub mod fuzz_targets;
 pub mod id;
 pub mod index;
 pub mod ops;
