@@ -195,3 +195,38 @@ fn stats_report_dedup_and_compression() {
     assert!(s["dedup_ratio"].as_f64().unwrap() > 2.0, "two identical snapshots and Sent/ duplicates: {s}");
     assert!(s["compression_ratio"].as_f64().unwrap() > 1.05, "the XML exports compress: {s}");
 }
+
+#[test]
+fn create_excludes_patterns_and_honours_explicit_parent() {
+    let env = Env::new();
+    env.init();
+    let src = env.phone();
+    let first =
+        env.json(&["create", "--exclude", "*.crypt14", "--exclude", "Pictures/Screenshots", src.to_str().unwrap()]);
+    let listing = env.ok(&["ls", "latest"]);
+    assert!(!listing.contains(".crypt14") && !listing.contains("Screenshots"), "{listing}");
+    assert!(listing.contains("DCIM/Camera/"));
+    // A different host has no parent by default; --parent makes the first snapshot its parent.
+    let second = env.json(&["create", "--host", "elsewhere", src.to_str().unwrap()]);
+    assert!(second["snapshot"]["parent"].is_null());
+    let id = first["id"].as_str().unwrap();
+    let third = env.json(&["create", "--host", "elsewhere2", "--parent", &id[..10], src.to_str().unwrap()]);
+    assert_eq!(third["snapshot"]["parent"].as_str(), Some(id));
+}
+
+#[test]
+fn check_reads_a_subset_and_reports_json() {
+    let env = Env::new();
+    env.init();
+    let src = env.phone();
+    env.ok(&["create", src.to_str().unwrap()]);
+    let all = env.json(&["check", "--read-data"]);
+    assert_eq!(all["clean"], true);
+    let packs = all["packs"].as_u64().unwrap();
+    assert!(packs >= 2, "{all}");
+    assert_eq!(all["packs_read"].as_u64(), Some(packs));
+    let subset = env.json(&["check", "--read-data-subset", "1%"]);
+    assert_eq!(subset["packs_read"], 1, "1% of a few packs rounds up to one: {subset}");
+    let out = env.run(&["check", "--read-data-subset", "150%"]);
+    assert!(!out.status.success());
+}

@@ -59,20 +59,22 @@ impl PasswordSource {
     pub fn new_password(&self, what: &str) -> Result<Zeroizing<String>> {
         let p = match self.configured()? {
             Some(p) => p,
-            None => {
-                let first = prompt(&format!("{what}: "))?;
-                let second = prompt(&format!("{what} again: "))?;
-                if *first != *second {
-                    bail!("the passwords do not match");
-                }
-                first
-            }
+            None => prompt_twice(what)?,
         };
         if p.is_empty() {
             bail!("the password is empty");
         }
         Ok(p)
     }
+}
+
+fn prompt_twice(what: &str) -> Result<Zeroizing<String>> {
+    let first = prompt(&format!("{what}: "))?;
+    let second = prompt(&format!("{what} again: "))?;
+    if *first != *second {
+        bail!("the passwords do not match");
+    }
+    Ok(first)
 }
 
 /// Asks on the terminal; refuses when there is none to ask on.
@@ -85,21 +87,17 @@ pub fn prompt(label: &str) -> Result<Zeroizing<String>> {
     Ok(Zeroizing::new(rpassword::prompt_password(label).context("cannot read the password")?))
 }
 
-/// A new password for a key slot from its own file, or asked twice.
+/// A new password for a key slot: from its own file, or asked twice (never from the sources
+/// that opened the repository, which hold the current password).
 pub fn new_from(file: Option<&std::path::Path>, what: &str) -> Result<Zeroizing<String>> {
-    let source = PasswordSource { file: file.map(|p| p.to_path_buf()), command: None };
-    match file {
-        Some(_) => source.new_password(what),
-        None => {
-            let first = prompt(&format!("{what}: "))?;
-            let second = prompt(&format!("{what} again: "))?;
-            if *first != *second {
-                bail!("the passwords do not match");
-            }
-            if first.is_empty() {
-                bail!("the password is empty");
-            }
-            Ok(first)
+    let p = match file {
+        Some(path) => {
+            PasswordSource { file: Some(path.to_path_buf()), command: None }.configured()?.unwrap_or_default()
         }
+        None => prompt_twice(what)?,
+    };
+    if p.is_empty() {
+        bail!("the password is empty");
     }
+    Ok(p)
 }

@@ -1,6 +1,7 @@
 //! Progress bars on a terminal, silence elsewhere; warnings always go to stderr.
 
 use std::io::IsTerminal;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -9,6 +10,8 @@ use snap::ops::Progress;
 pub struct Bar {
     bar: ProgressBar,
     quiet_warnings: bool,
+    items_done: AtomicU64,
+    items_total: AtomicU64,
 }
 
 impl Bar {
@@ -24,7 +27,7 @@ impl Bar {
         ))
         .unwrap_or_else(|_| ProgressStyle::default_bar());
         bar.set_style(style);
-        Bar { bar, quiet_warnings }
+        Bar { bar, quiet_warnings, items_done: AtomicU64::new(0), items_total: AtomicU64::new(0) }
     }
 
     pub fn finish(&self) {
@@ -34,8 +37,10 @@ impl Bar {
 
 impl Progress for Bar {
     fn start(&self, items: u64, bytes: u64) {
+        self.items_total.store(items, Ordering::Relaxed);
+        self.items_done.store(0, Ordering::Relaxed);
         self.bar.set_length(bytes);
-        self.bar.set_message(format!("0/{items} files"));
+        self.bar.set_message(format!("0/{items}"));
         self.bar.set_position(0);
     }
 
@@ -44,12 +49,8 @@ impl Progress for Bar {
     }
 
     fn item_done(&self) {
-        // The message keeps the file count in step without re-rendering on every byte.
-        let msg = self.bar.message();
-        if let Some((done, total)) = msg.split_once('/') {
-            let done: u64 = done.parse().unwrap_or(0) + 1;
-            self.bar.set_message(format!("{done}/{total}"));
-        }
+        let done = self.items_done.fetch_add(1, Ordering::Relaxed) + 1;
+        self.bar.set_message(format!("{done}/{}", self.items_total.load(Ordering::Relaxed)));
     }
 
     fn warn(&self, message: &str) {

@@ -60,11 +60,6 @@ impl PathFilter {
         }
         false
     }
-
-    /// True when some path below the folder `rel` could match (so the folder must be walked).
-    pub fn may_match_below(&self, _rel: &str) -> bool {
-        !self.empty
-    }
 }
 
 #[cfg(test)]
