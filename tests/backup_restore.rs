@@ -16,7 +16,15 @@ fn encrypted_backup_restores_byte_exact_with_mtimes() {
     let src = env.phone();
     std::os::unix::fs::symlink("DCIM/Camera", src.join("camera-link")).unwrap();
     fs::set_permissions(src.join("Backups"), std::os::unix::fs::PermissionsExt::from_mode(0o750)).unwrap();
-    let created = env.json(&["create", src.to_str().unwrap()]);
+    let plain = env.run(&["create", src.to_str().unwrap()]);
+    assert!(plain.status.success());
+    assert!(
+        plain.stderr.is_empty(),
+        "no progress output without a terminal: {}",
+        String::from_utf8_lossy(&plain.stderr)
+    );
+    assert!(String::from_utf8_lossy(&plain.stdout).contains("files: "), "the summary is printed");
+    let created = env.json(&["create", "--host", "other", src.to_str().unwrap()]);
     assert_eq!(summary(&created)["files_changed"], 0);
     assert!(summary(&created)["files_new"].as_u64().unwrap() > 20);
     let out = env.path("out");
@@ -229,4 +237,24 @@ fn check_reads_a_subset_and_reports_json() {
     assert_eq!(subset["packs_read"], 1, "1% of a few packs rounds up to one: {subset}");
     let out = env.run(&["check", "--read-data-subset", "150%"]);
     assert!(!out.status.success());
+}
+
+#[test]
+fn repository_inside_the_source_is_not_backed_up_and_trailing_slash_finds_parent() {
+    let env = Env::new();
+    let src = env.phone();
+    let inner_repo = src.join("backup-repo");
+    let run = |args: &[&str]| {
+        let out = env.snap().env("SNAP_REPOSITORY", &inner_repo).args(args).output().unwrap();
+        assert!(out.status.success(), "{}", common::describe(&out));
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap_or(serde_json::Value::Null)
+    };
+    run(&["init", "--kdf-memory-kib", "1024", "--kdf-iterations", "1"]);
+    run(&["create", src.to_str().unwrap()]);
+    let with_slash = format!("{}/", src.display());
+    let second = run(&["--json", "create", &with_slash]);
+    assert!(second["snapshot"]["parent"].is_string(), "`{with_slash}` is the same source: {second}");
+    assert_eq!(second["snapshot"]["summary"]["bytes_read"], 0, "{second}");
+    let listing = env.snap().env("SNAP_REPOSITORY", &inner_repo).args(["ls", "latest"]).output().unwrap();
+    assert!(!String::from_utf8_lossy(&listing.stdout).contains("backup-repo"));
 }

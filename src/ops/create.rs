@@ -146,6 +146,8 @@ impl Parent<'_> {
 
 struct Scanner<'a, 'r> {
     excludes: &'a PathFilter,
+    /// (device, inode) of the repository's folder when it lies inside a source: never backed up.
+    repository_dir: Option<(u64, u64)>,
     parent: &'a Parent<'r>,
     jobs: Vec<Job>,
     skipped: Vec<Skipped>,
@@ -171,6 +173,10 @@ impl Scanner<'_, '_> {
         };
         let meta = Meta::of(&metadata);
         let ft = metadata.file_type();
+        if ft.is_dir() && self.repository_dir == Some((metadata.dev(), metadata.ino())) {
+            self.progress.warn(&format!("{}: skipped: it is the repository being written to", path.display()));
+            return None;
+        }
         let kind = if ft.is_dir() {
             let parent_children = match parent.map(|p| &p.content) {
                 Some(NodeContent::Dir { subtree }) => self.parent.children(Some(subtree)),
@@ -315,7 +321,10 @@ pub fn run(repo: &Repository, options: &CreateOptions, progress: &dyn Progress) 
     let parent = load_parent(repo, parent_snapshot.as_ref().map(|(_, s)| &s.tree));
     let root_nodes = parent.children(parent_snapshot.as_ref().map(|(_, s)| &s.tree));
 
+    let repository_dir =
+        repo.backend().local_root().and_then(|root| fs::metadata(root).ok()).map(|m| (m.dev(), m.ino()));
     let mut scanner = Scanner {
+        repository_dir,
         excludes: &excludes,
         parent: &parent,
         jobs: Vec::new(),
@@ -423,7 +432,9 @@ fn resolve_sources(paths: &[PathBuf]) -> Result<Vec<(PathBuf, Vec<u8>)>> {
     }
     let mut out: Vec<(PathBuf, Vec<u8>)> = Vec::new();
     for p in paths {
-        let abs = std::path::absolute(p).at(p)?;
+        // Normalised (no trailing `/`, no `.`), so `phone` and `phone/` name the same source
+        // and find the same parent snapshot.
+        let abs: PathBuf = std::path::absolute(p).at(p)?.components().collect();
         fs::symlink_metadata(&abs).at(&abs)?;
         let name = abs.file_name().map(|n| n.as_bytes().to_vec()).unwrap_or_else(|| b"root".to_vec());
         if out.iter().any(|(_, n)| n == &name) {
