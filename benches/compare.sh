@@ -1,0 +1,173 @@
+#!/usr/bin/env bash
+# Side-by-side benchmark of snap against restic, borg, rustic and bupstash on a generated phone
+# folder. Every tool goes through the same steps on the same folder state:
+#   init, initial backup, unchanged re-backup, DAYS daily backups (new photos, a deletion, EXIF
+#   edits, an album moved, a new database and new exports), a re-pull (the folder copied again
+#   with `cp -a`: new inodes and ctimes), full restore (verified with diff -r), one-folder restore,
+#   full data check.
+# Baselines in the same run: `cat` + `b3sum` of the folder (reading and hashing it once) and
+# `cp -a` of the folder. Data is in the page cache for every step.
+#
+#   bash benches/compare.sh [small|gigabyte] [DAYS]        (default: gigabyte 3)
+#
+# Peers: apt-get install restic borgbackup; cargo install --locked rustic-rs bupstash b3sum.
+# A peer that is not installed is skipped, and the table says so.
+set -euo pipefail
+if [ "${1:-}" != "__run" ]; then
+    size="${1:-gigabyte}"
+    days="${2:-3}"
+    cd "$(dirname "$0")/.."
+    cargo build --release --quiet --bin snap --example phone_folder
+    export PATH="$PWD/target/release:$HOME/.cargo/bin:$PATH"
+    export gen="$PWD/target/release/examples/phone_folder" self="$PWD/benches/compare.sh"
+    export work="$(mktemp -d "${TMPDIR:-/tmp}/snap-compare.XXXXXX")"
+    trap 'rm -rf "$work"' EXIT
+    export src="$work/phone"
+    results="$work/results.tsv"
+    : > "$results"
+    export SNAP_PASSWORD=bench RESTIC_PASSWORD=bench RUSTIC_PASSWORD=bench BORG_PASSPHRASE=bench
+    export SNAP_REPOSITORY="$work/repo-snap" RESTIC_REPOSITORY="$work/repo-restic" RUSTIC_REPOSITORY="$work/repo-rustic"
+    export BORG_REPO="$work/repo-borg" BUPSTASH_REPOSITORY="$work/repo-bupstash" BUPSTASH_KEY="$work/bupstash.key"
+    export BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK=yes BORG_RELOCATED_REPO_ACCESS_IS_OK=yes
+    export XDG_CACHE_HOME="$work/cache" BUPSTASH_SEND_LOG="$work/bupstash.sendlog"
+fi
+
+
+warm() { find "$src" -type f -print0 | xargs -0 cat > /dev/null; }
+repo_bytes() { case $1 in baseline) echo 0 ;; *) du -sb "$work/repo-$1" 2>/dev/null | cut -f1 || echo 0 ;; esac; }
+
+# measure STEP TOOL COMMAND...: wall, CPU (user+sys), peak RSS and repository size.
+measure() {
+    local step=$1 tool=$2
+    shift 2
+    if ! /usr/bin/time -f "%e %U %S %M" -o "$work/time" bash "$self" __run "$@" > "$work/step.stdout" 2> "$work/step.stderr"; then
+        echo "FAILED: $tool $step: $(tail -n 3 "$work/step.stderr")" | tee -a "$work/failures"
+        return 0
+    fi
+    read -r wall user sys rss < "$work/time"
+    printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$step" "$tool" "$wall" "$(python3 -c "print(round($user + $sys, 2))")" "$rss" "$(repo_bytes "$tool")" >> "$results"
+}
+
+read_and_hash() {
+    find "$src" -type f -print0 | xargs -0 cat > /dev/null
+    find "$src" -type f -print0 | xargs -0 b3sum > /dev/null
+}
+copy_folder() { cp -a "$src" "$1"; }
+
+init() {
+    case $1 in
+        snap) snap init ;;
+        restic) restic init ;;
+        rustic) rustic init ;;
+        borg) borg init -e repokey-blake2 ;;
+        bupstash) bupstash new-key -o "$BUPSTASH_KEY" && bupstash init ;;
+    esac
+}
+
+backup() {
+    case $1 in
+        snap) snap create "$src" ;;
+        restic) restic backup "$src" ;;
+        rustic) rustic backup "$src" ;;
+        borg) borg create "::b$(date +%s%N)" "$src" ;;
+        bupstash) bupstash put "$src" ;;
+    esac
+}
+
+latest_borg() { borg list --short --last 1; }
+latest_bupstash() { bupstash list --format=jsonl1 | tail -n 1 | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])'; }
+
+# restore TOOL TARGET [SUBFOLDER]: the snapshot's copy of "$src[/SUBFOLDER]" lands in TARGET.
+restore() {
+    local tool=$1 target=$2 sub=${3:-}
+    mkdir -p "$target"
+    case $tool in
+        snap) if [ -n "$sub" ]; then snap restore latest -t "$target" --include "$sub"; else snap restore latest -t "$target"; fi ;;
+        restic) restic restore latest --target "$target" ${sub:+--include "$src/$sub"} ;;
+        rustic) rustic restore "latest:$src${sub:+/$sub}" "$target" ;;
+        borg) (cd "$target" && borg extract "::$(latest_borg)" ${sub:+"${src#/}/$sub"}) ;;
+        bupstash) bupstash restore --into "$target" ${sub:+--pick "$sub"} "id=$(latest_bupstash)" ;;
+    esac
+}
+
+# Where a tool's full restore put the folder's contents.
+restored_root() {
+    case $1 in
+        restic | borg) echo "$2$src" ;;
+        *) echo "$2" ;;
+    esac
+}
+
+check_data() {
+    case $1 in
+        snap) snap check --read-data ;;
+        restic) restic check --read-data ;;
+        rustic) rustic check --read-data ;;
+        borg) borg check --verify-data ;;
+        bupstash) return 1 ;;
+    esac
+}
+
+if [ "${1:-}" = "__run" ]; then
+    shift
+    "$@"
+    exit
+fi
+
+tools=()
+for t in snap restic borg rustic bupstash; do
+    if command -v "$t" >/dev/null; then tools+=("$t"); else echo "skipping $t: not installed" | tee -a "$work/skipped"; fi
+done
+
+echo "generating a $size phone folder in $work"
+"$gen" generate "$src" "$size"
+warm
+measure "baseline read+hash" baseline read_and_hash
+
+for t in "${tools[@]}"; do measure init "$t" init "$t"; done
+for t in "${tools[@]}"; do warm; measure "initial backup" "$t" backup "$t"; done
+for t in "${tools[@]}"; do warm; measure "unchanged backup" "$t" backup "$t"; done
+for day in $(seq 1 "$days"); do
+    "$gen" grow "$src" "$day" "$size" > /dev/null
+    for t in "${tools[@]}"; do warm; measure "day $day backup" "$t" backup "$t"; done
+done
+cp -a "$src" "$src.again" && rm -rf "$src" && mv "$src.again" "$src"
+for t in "${tools[@]}"; do warm; measure "re-pulled backup" "$t" backup "$t"; done
+
+measure "baseline cp -a" baseline copy_folder "$work/cp-copy"
+rm -rf "$work/cp-copy"
+for t in "${tools[@]}"; do
+    rm -rf "$work/out"
+    measure "full restore" "$t" restore "$t" "$work/out"
+    if ! diff -r "$src" "$(restored_root "$t" "$work/out")" > /dev/null 2>&1; then
+        echo "RESTORE MISMATCH: $t" | tee -a "$work/failures"
+    fi
+    rm -rf "$work/out"
+    measure "one-folder restore" "$t" restore "$t" "$work/out" DCIM/Camera
+    rm -rf "$work/out"
+done
+for t in "${tools[@]}"; do measure "full data check" "$t" check_data "$t"; done
+
+python3 - "$results" "$work" <<'PY'
+import sys, collections, os
+rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1]) if l.strip()]
+steps = list(dict.fromkeys(r[0] for r in rows))
+by = collections.defaultdict(dict)
+for step, tool, wall, cpu, rss, size in rows:
+    by[step][tool] = (float(wall), float(cpu), int(rss) / 1024, int(size) / 1e6)
+print("| step | tool | wall s | CPU s | peak RSS MB | repo MB | snap / best peer (wall, RSS) |")
+print("|---|---|---|---|---|---|---|")
+for step in steps:
+    peers = {t: v for t, v in by[step].items() if t not in ("snap", "baseline")}
+    for tool, (w, c, m, s) in sorted(by[step].items(), key=lambda kv: kv[1][0]):
+        ratio = ""
+        if tool == "snap" and peers:
+            best_wall = min(v[0] for v in peers.values())
+            best_rss = min(v[2] for v in peers.values())
+            ratio = f"{w / best_wall:.2f}x, {m / best_rss:.2f}x" if best_wall > 0 and best_rss > 0 else ""
+        print(f"| {step} | {tool} | {w:.2f} | {c:.2f} | {m:.0f} | {s:.1f} | {ratio} |")
+for f in ("skipped", "failures"):
+    p = os.path.join(sys.argv[2], f)
+    if os.path.exists(p):
+        print(f"\n{f}:\n" + open(p).read())
+PY
