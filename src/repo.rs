@@ -222,14 +222,14 @@ impl Repository {
     pub fn load_index(&mut self) -> Result<IndexLoadReport> {
         let names = self.backend.list(FileKind::Index)?;
         let mut report = IndexLoadReport { files: names.len(), ..Default::default() };
-        let mut contents = Vec::new();
+        let mut builder = crate::index::IndexBuilder::default();
         for (name, _) in names {
             match self.read_index_file(&name) {
-                Ok(packs) => contents.extend(packs),
+                Ok(packs) => packs.iter().for_each(|pc| builder.add(pc)),
                 Err(e) => report.damaged.push((name, e)),
             }
         }
-        self.index = Index::build(contents);
+        self.index = builder.finish();
         Ok(report)
     }
 
