@@ -104,7 +104,8 @@ pub fn run(
             .par_iter()
             .filter(|pc| pack_sizes.contains_key(&pc.pack))
             .map(|pc| {
-                let (issues, blobs) = read_pack(repo, pc);
+                let size = pack_sizes.get(&pc.pack).copied().unwrap_or(0);
+                let (issues, blobs) = read_pack(repo, pc, size);
                 progress.advance(pack_sizes.get(&pc.pack).copied().unwrap_or(0));
                 progress.item_done();
                 (pc.pack, issues, blobs)
@@ -218,51 +219,81 @@ fn choose_packs(packs: &[PackContents], subset: Option<f64>) -> Vec<PackContents
     keyed.into_iter().take(want).map(|(_, p)| p.clone()).collect()
 }
 
-/// Reads one pack whole; returns its problems (blob id or whole pack) and blobs verified.
-fn read_pack(repo: &Repository, pc: &PackContents) -> (Vec<(Option<Id>, String)>, usize) {
+/// Bytes read from a pack at a time while verifying it.
+const WINDOW: u64 = 1 << 20;
+
+/// Streams one pack from start to end in windows: hashes it against its name, compares its
+/// header with the index, and opens every blob. Memory: one window plus one blob.
+/// Returns the problems (per blob, or `None` for the whole pack) and the blobs verified.
+fn read_pack(repo: &Repository, pc: &PackContents, size: u64) -> (Vec<(Option<Id>, String)>, usize) {
     let name = pc.pack.to_hex();
-    let bytes = match repo.read_verified(FileKind::Pack, &name) {
-        Ok(b) => b,
-        Err(e) => return (vec![(None, e.to_string())], 0),
-    };
     let mut issues = Vec::new();
-    match header_of(repo, &bytes, &name) {
-        Ok(header) => {
-            let mut in_header: Vec<BlobEntry> = header;
-            in_header.sort_by_key(|b| b.offset);
-            if in_header != pc.blobs {
+    match read_header(repo, &name, size) {
+        Ok(mut header) => {
+            header.sort_by_key(|b| b.offset);
+            if header != pc.blobs {
                 issues.push((None, "its header disagrees with the index (run `snap repair index`)".to_string()));
             }
         }
         Err(e) => issues.push((None, e.to_string())),
     }
+    let mut hasher = blake3::Hasher::new();
+    let mut read_to = 0u64; // bytes read and hashed so far
+    let mut buf: Vec<u8> = Vec::new(); // pack bytes from `buf_start` to `read_to`
+    let mut buf_start = 0u64;
+    // Reads (and hashes) windows until `end`; keeps the bytes only when `keep`.
+    let mut advance = |end: u64, keep: bool, buf: &mut Vec<u8>| -> crate::error::Result<()> {
+        while read_to < end.min(size) {
+            let n = WINDOW.min(size - read_to);
+            let window = repo.backend().read_range(FileKind::Pack, &name, read_to, n)?;
+            hasher.update(&window);
+            if keep && buf.is_empty() {
+                *buf = window;
+            } else if keep {
+                buf.extend_from_slice(&window);
+            }
+            read_to += n;
+        }
+        Ok(())
+    };
     let mut verified = 0;
     for b in &pc.blobs {
-        let start = b.offset as usize;
-        let Some(stored) = bytes.get(start..start + b.stored_len as usize) else {
+        let (start, end) = (u64::from(b.offset), u64::from(b.offset) + u64::from(b.stored_len));
+        if end > size || start < buf_start {
             issues.push((Some(b.id), "lies outside the pack".into()));
             continue;
-        };
-        match repo.decode_blob(b, stored) {
+        }
+        buf.drain(..((start - buf_start) as usize).min(buf.len()));
+        buf_start = start;
+        if let Err(e) = advance(end, true, &mut buf) {
+            return ([issues, vec![(None, e.to_string())]].concat(), verified);
+        }
+        match repo.decode_blob(b, &buf[..b.stored_len as usize]) {
             Ok(_) => verified += 1,
             Err(e) => issues.push((Some(b.id), e.to_string())),
         }
     }
+    buf = Vec::new();
+    if let Err(e) = advance(size, false, &mut buf) {
+        issues.push((None, e.to_string()));
+    } else if Id(*hasher.finalize().as_bytes()) != pc.pack {
+        issues.push((None, "content does not match its name".into()));
+    }
     (issues, verified)
 }
 
-/// Decodes the header at the end of a whole pack.
-pub fn header_of(repo: &Repository, bytes: &[u8], name: &str) -> crate::error::Result<Vec<BlobEntry>> {
+/// Reads and decodes a pack's header with two ranged reads (trailer, then header).
+pub fn read_header(repo: &Repository, name: &str, size: u64) -> crate::error::Result<Vec<BlobEntry>> {
     let corrupt = |reason: String| Error::corrupt("pack", name, reason);
-    if bytes.len() < TRAILER_LEN {
+    if size < TRAILER_LEN as u64 {
         return Err(corrupt("shorter than its trailer".into()));
     }
-    let trailer = &bytes[bytes.len() - TRAILER_LEN..];
-    let header_len = pack::decode_trailer(trailer, bytes.len() as u64).map_err(|e| corrupt(e.0))? as usize;
-    let blob_area = bytes.len() - TRAILER_LEN - header_len;
-    let sealed = &bytes[blob_area..bytes.len() - TRAILER_LEN];
-    let plain = repo.keys().open(crate::crypto::aad::PACK_HEADER, sealed, "pack", &|| name.to_string())?;
+    let trailer = repo.backend().read_range(FileKind::Pack, name, size - TRAILER_LEN as u64, TRAILER_LEN as u64)?;
+    let header_len = u64::from(pack::decode_trailer(&trailer, size).map_err(|e| corrupt(e.0))?);
+    let blob_area = size - TRAILER_LEN as u64 - header_len;
+    let sealed = repo.backend().read_range(FileKind::Pack, name, blob_area, header_len)?;
+    let plain = repo.keys().open(crate::crypto::aad::PACK_HEADER, &sealed, "pack", &|| name.to_string())?;
     let entries = pack::decode_header(&plain).map_err(|e| corrupt(e.0))?;
-    pack::check_bounds(&entries, blob_area as u64).map_err(|e| corrupt(e.0))?;
+    pack::check_bounds(&entries, blob_area).map_err(|e| corrupt(e.0))?;
     Ok(entries)
 }
