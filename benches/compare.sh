@@ -33,7 +33,11 @@ if [ "${1:-}" != "__run" ]; then
 fi
 
 
-warm() { find "$src" -type f -print0 | xargs -0 cat > /dev/null; }
+# Source in the page cache, and no writeback of earlier steps left to compete with this one.
+warm() {
+    find "$src" -type f -print0 | xargs -0 cat > /dev/null
+    sync
+}
 repo_bytes() { case $1 in baseline) echo 0 ;; *) du -sb "$work/repo-$1" 2>/dev/null | cut -f1 || echo 0 ;; esac; }
 
 # measure STEP TOOL COMMAND...: wall, CPU (user+sys), peak RSS and repository size.
@@ -124,7 +128,7 @@ echo "generating a $size phone folder in $work"
 warm
 measure "baseline read+hash" baseline read_and_hash
 
-for t in "${tools[@]}"; do measure init "$t" init "$t"; done
+for t in "${tools[@]}"; do sync; measure init "$t" init "$t"; done
 for t in "${tools[@]}"; do warm; measure "initial backup" "$t" backup "$t"; done
 for t in "${tools[@]}"; do warm; measure "unchanged backup" "$t" backup "$t"; done
 for day in $(seq 1 "$days"); do
@@ -134,19 +138,22 @@ done
 cp -a "$src" "$src.again" && rm -rf "$src" && mv "$src.again" "$src"
 for t in "${tools[@]}"; do warm; measure "re-pulled backup" "$t" backup "$t"; done
 
+warm
 measure "baseline cp -a" baseline copy_folder "$work/cp-copy"
 rm -rf "$work/cp-copy"
 for t in "${tools[@]}"; do
     rm -rf "$work/out"
+    warm
     measure "full restore" "$t" restore "$t" "$work/out"
     if ! diff -r "$src" "$(restored_root "$t" "$work/out")" > /dev/null 2>&1; then
         echo "RESTORE MISMATCH: $t" | tee -a "$work/failures"
     fi
     rm -rf "$work/out"
+    warm
     measure "one-folder restore" "$t" restore "$t" "$work/out" DCIM/Camera
     rm -rf "$work/out"
 done
-for t in "${tools[@]}"; do measure "full data check" "$t" check_data "$t"; done
+for t in "${tools[@]}"; do warm; measure "full data check" "$t" check_data "$t"; done
 
 python3 - "$results" "$work" <<'PY'
 import sys, collections, os

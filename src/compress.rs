@@ -4,7 +4,26 @@
 //! decompression always runs with the expected size as a hard capacity, so a hostile frame
 //! cannot expand beyond what the index promises.
 
+use std::cell::RefCell;
+
 use crate::error::{Error, Result};
+
+thread_local! {
+    /// One compression context per thread and level: creating one costs more than compressing
+    /// a 64 KiB text chunk.
+    static COMPRESSOR: RefCell<Option<(i32, zstd::bulk::Compressor<'static>)>> = const { RefCell::new(None) };
+    static DECOMPRESSOR: RefCell<Option<zstd::bulk::Decompressor<'static>>> = const { RefCell::new(None) };
+}
+
+fn compress_reusing(data: &[u8], level: i32) -> Option<Vec<u8>> {
+    COMPRESSOR.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        if slot.as_ref().map(|(l, _)| *l) != Some(level) {
+            *slot = zstd::bulk::Compressor::new(level).ok().map(|c| (level, c));
+        }
+        slot.as_mut()?.1.compress(data).ok()
+    })
+}
 
 /// Default zstd level: on call-log XML level 3 compresses within 4% of level 19 at ~1 GB/s.
 pub const DEFAULT_LEVEL: i32 = 3;
@@ -55,18 +74,28 @@ pub fn maybe_compress(data: &[u8], level: i32) -> Option<Vec<u8>> {
     if !probe(data) {
         return None;
     }
-    let compressed = zstd::bulk::compress(data, level).ok()?;
+    let compressed = compress_reusing(data, level)?;
     (compressed.len() + data.len() / 32 <= data.len()).then_some(compressed)
 }
 
 /// Unconditional compression for metadata objects (index files, snapshots).
 pub fn compress(data: &[u8], level: i32) -> Vec<u8> {
-    zstd::bulk::compress(data, level).unwrap_or_else(|_| data.to_vec())
+    compress_reusing(data, level).unwrap_or_else(|| data.to_vec())
 }
 
 /// Decompresses at most `max_len` bytes; anything larger is damage.
 pub fn decompress(data: &[u8], max_len: usize, kind: &'static str, name: &dyn Fn() -> String) -> Result<Vec<u8>> {
-    zstd::bulk::decompress(data, max_len).map_err(|e| Error::corrupt(kind, name(), format!("zstd: {e}")))
+    let result = DECOMPRESSOR.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        if slot.is_none() {
+            *slot = Some(zstd::bulk::Decompressor::new()?);
+        }
+        match slot.as_mut() {
+            Some(d) => d.decompress(data, max_len),
+            None => Err(std::io::Error::other("no zstd context")),
+        }
+    });
+    result.map_err(|e| Error::corrupt(kind, name(), format!("zstd: {e}")))
 }
 
 #[cfg(test)]

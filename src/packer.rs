@@ -3,9 +3,9 @@
 //! Write order, which every reader may rely on: a pack is published complete before any index
 //! file lists it, and an index file is published before any snapshot that needs it. Tree blobs
 //! and data blobs go to separate packs, so damage to data never hides the folder structure
-//! (and tree packs stay small enough to cache). Blobs are
-//! compressed and sealed by the calling thread; only the append to the open pack holds a lock,
-//! and a full pack is finished (header, fsync, publish) outside it.
+//! (and tree packs stay small enough to cache). Blobs are compressed and sealed by the calling
+//! thread, and every worker thread fills packs of its own, so appends never wait for another
+//! thread's write; a full pack is finished (header, fsync, publish) by the thread that filled it.
 
 use std::collections::HashSet;
 use std::io::{BufWriter, Write};
@@ -42,8 +42,9 @@ pub struct PackerStats {
 pub struct Packer<'r> {
     repo: &'r Repository,
     level: i32,
-    /// The pack being filled for each blob kind (data, tree).
-    open: [Mutex<Option<OpenPack>>; 2],
+    /// The packs being filled: one slot per worker thread (plus one for other threads), and in
+    /// each one pack per blob kind (data, tree). A thread only locks its own slot.
+    open: Vec<[Mutex<Option<OpenPack>>; 2]>,
     unindexed: Mutex<Vec<PackContents>>,
     /// Blobs stored (or being stored) by this packer: with the repository index, the dedup set.
     seen: Mutex<HashSet<Id>>,
@@ -58,7 +59,7 @@ impl<'r> Packer<'r> {
         Packer {
             repo,
             level,
-            open: [Mutex::new(None), Mutex::new(None)],
+            open: (0..=rayon::current_num_threads()).map(|_| [Mutex::new(None), Mutex::new(None)]).collect(),
             unindexed: Mutex::new(Vec::new()),
             seen: Mutex::new(HashSet::new()),
             blobs: AtomicU64::new(0),
@@ -96,7 +97,8 @@ impl<'r> Packer<'r> {
         let raw_len = u32::try_from(raw.len()).map_err(|_| Error::InvalidArgument("blob larger than 4 GiB".into()))?;
         let stored_len = stored.len() as u32;
         let full = {
-            let mut guard = self.open[kind as usize].lock().map_err(|_| poisoned())?;
+            let slot = rayon::current_thread_index().unwrap_or(self.open.len() - 1).min(self.open.len() - 1);
+            let mut guard = self.open[slot][kind as usize].lock().map_err(|_| poisoned())?;
             if guard.is_none() {
                 *guard = Some(OpenPack {
                     writer: BufWriter::with_capacity(256 << 10, self.repo.backend().spool()?),
@@ -147,7 +149,7 @@ impl<'r> Packer<'r> {
     /// Finishes the open pack and writes the index for every pack not yet indexed. After this
     /// returns, everything added is durable and findable.
     pub fn finish(&self) -> Result<PackerStats> {
-        for slot in &self.open {
+        for slot in self.open.iter().flatten() {
             let open = slot.lock().map_err(|_| poisoned())?.take();
             if let Some(open) = open {
                 self.finish_pack(open)?;

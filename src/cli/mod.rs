@@ -44,11 +44,11 @@ pub enum EncryptionChoice {
 
 #[derive(clap::Args)]
 pub struct KdfArgs {
-    /// Argon2id memory in KiB for the new key.
-    #[arg(long, default_value_t = 65536)]
+    /// Argon2id memory in KiB for the new key (default: OWASP's recommended 19 MiB).
+    #[arg(long, default_value_t = 19 * 1024)]
     kdf_memory_kib: u32,
     /// Argon2id passes for the new key.
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = 2)]
     kdf_iterations: u32,
 }
 
