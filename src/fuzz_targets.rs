@@ -3,7 +3,7 @@
 //! ordinary tests. Each must return (never panic, hang or allocate without bound) on any input.
 
 use crate::chunker::Chunker;
-use crate::crypto::keyfile::KeyFile;
+use crate::crypto::keyfile::{Credential, KeyFile};
 use crate::crypto::{Keys, MasterKey, aad, blob_aad};
 use crate::format::{self, config::Config, index, pack, snapshot::Snapshot, tree};
 use crate::id::Id;
@@ -22,7 +22,7 @@ pub fn key_file(data: &[u8]) {
         kf.kdf_params.memory_kib = kf.kdf_params.memory_kib.min(64);
         kf.kdf_params.iterations = kf.kdf_params.iterations.min(1);
         let repo = Id::from_hex(&kf.repository).unwrap_or_default();
-        let _ = kf.unwrap_master(b"password", &repo, "fuzz");
+        let _ = kf.unwrap_master(&Credential::password("password"), &repo, "fuzz");
     }
 }
 

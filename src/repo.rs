@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 
 use crate::compress;
-use crate::crypto::keyfile::{KdfParams, KeyFile};
+use crate::crypto::keyfile::{Credential, KdfParams, KeyFile};
 use crate::crypto::{Keys, MasterKey, aad, blob_aad};
 use crate::error::{Error, Result};
 use crate::format::config::{CHUNKER_V1, Config, DEFAULT_PACK_SIZE, Encryption, FORMAT_NAME, REPOSITORY_VERSION};
@@ -49,15 +49,19 @@ pub struct IndexLoadReport {
 }
 
 impl Repository {
-    pub fn init(backend: Box<dyn Backend>, password: Option<&[u8]>, options: &InitOptions) -> Result<Repository> {
+    pub fn init(
+        backend: Box<dyn Backend>,
+        credential: Option<&Credential>,
+        options: &InitOptions,
+    ) -> Result<Repository> {
         if backend.exists(FileKind::Config, "config")? {
             return Err(Error::RepositoryExists(backend.location()));
         }
         let repo_id = Id(crate::crypto::random_bytes()?);
         let (keys, master, key_file) = if options.encryption {
-            let password = password.ok_or(Error::EmptyPassword)?;
+            let credential = credential.ok_or(Error::EmptyPassword)?;
             let master = MasterKey::generate()?;
-            let key_file = KeyFile::create(password, &master, &repo_id, options.kdf)?;
+            let key_file = KeyFile::create(credential, &master, &repo_id, options.kdf)?;
             (Keys::encrypted(&master), Some(master), Some(key_file))
         } else {
             (Keys::unencrypted(), None, None)
@@ -84,11 +88,9 @@ impl Repository {
         Ok(Repository { backend, config, keys, key_name, master, index: Index::default() })
     }
 
-    /// Opens a repository; `password` is asked for only if the repository is encrypted.
-    pub fn open(
-        backend: Box<dyn Backend>,
-        password: &mut dyn FnMut() -> Result<zeroize::Zeroizing<String>>,
-    ) -> Result<Repository> {
+    /// Opens a repository; `credential` (a password or a key file's secret) is asked for only
+    /// if the repository is encrypted.
+    pub fn open(backend: Box<dyn Backend>, credential: &mut dyn FnMut() -> Result<Credential>) -> Result<Repository> {
         let config_bytes = match backend.read(FileKind::Config, "config") {
             Ok(b) => b,
             Err(Error::Missing { .. }) => return Err(Error::RepositoryNotFound(backend.location())),
@@ -119,8 +121,8 @@ impl Repository {
                 if key_files.is_empty() {
                     return Err(Error::Missing { kind: "key", name: "(none in keys/)".into() });
                 }
-                let password = password()?;
-                if password.is_empty() {
+                let credential = credential()?;
+                if matches!(&credential, Credential::Password(p) if p.is_empty()) {
                     return Err(Error::EmptyPassword);
                 }
                 let mut first_error = None;
@@ -128,7 +130,7 @@ impl Repository {
                     let attempt = backend
                         .read(FileKind::Key, name)
                         .and_then(|bytes| KeyFile::decode(&bytes, name))
-                        .and_then(|kf| kf.unwrap_master(password.as_bytes(), &repo_id, name));
+                        .and_then(|kf| kf.unwrap_master(&credential, &repo_id, name));
                     match attempt {
                         Ok(Some(master)) => {
                             return Ok(Repository {
@@ -345,12 +347,12 @@ impl Repository {
         Ok(out)
     }
 
-    pub fn add_key(&self, password: &[u8], kdf: KdfParams) -> Result<String> {
+    pub fn add_key(&self, credential: &Credential, kdf: KdfParams) -> Result<String> {
         let master = self
             .master
             .as_ref()
             .ok_or_else(|| Error::InvalidArgument("the repository is not encrypted: it has no keys".into()))?;
-        let kf = KeyFile::create(password, master, &self.config.repository_id()?, kdf)?;
+        let kf = KeyFile::create(credential, master, &self.config.repository_id()?, kdf)?;
         let bytes = kf.encode();
         let name = Id::of_bytes(&bytes).to_hex();
         self.backend.write(FileKind::Key, &name, &bytes)?;

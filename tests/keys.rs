@@ -65,3 +65,50 @@ fn unencrypted_repository_has_no_keys() {
     let out = env.run(&["key", "add"]);
     assert!(!out.status.success());
 }
+
+#[test]
+fn key_file_repository_opens_with_the_file_and_nothing_else() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = Env::new();
+    let key = env.path("snap.key");
+    let out =
+        env.snap().env_remove("SNAP_PASSWORD").args(["init", "--key-file", key.to_str().unwrap()]).output().unwrap();
+    assert!(out.status.success(), "{}", describe(&out));
+    assert_eq!(fs::metadata(&key).unwrap().permissions().mode() & 0o777, 0o600, "the key file is private");
+    assert_eq!(fs::read_to_string(&key).unwrap().trim().len(), 64);
+    let src = env.path("src");
+    fs::create_dir_all(&src).unwrap();
+    fs::write(src.join("a.jpg"), b"photo").unwrap();
+    let with_key =
+        |args: &[&str]| env.snap().env_remove("SNAP_PASSWORD").env("SNAP_KEY_FILE", &key).args(args).output().unwrap();
+    assert!(with_key(&["create", src.to_str().unwrap()]).status.success());
+    // The file's text is not a password.
+    let text = fs::read_to_string(&key).unwrap();
+    let out = env.snap().env("SNAP_PASSWORD", text.trim()).args(["snapshots"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(12), "{}", describe(&out));
+    // Another key file does not open it; a damaged one is a clear error.
+    let other = env.path("other.key");
+    fs::write(&other, "ab".repeat(32)).unwrap();
+    let out = env.snap().env("SNAP_KEY_FILE", &other).args(["snapshots"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(12));
+    fs::write(&other, "not a key").unwrap();
+    let out = env.snap().env("SNAP_KEY_FILE", &other).args(["snapshots"]).output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("64 hex digits"), "{}", describe(&out));
+    // A password slot can be added next to it.
+    let pw = env.path("pw");
+    fs::write(&pw, "a password").unwrap();
+    assert!(with_key(&["key", "add", "--new-password-file", pw.to_str().unwrap()]).status.success());
+    let out = env.snap().env("SNAP_PASSWORD", "a password").args(["ls", "latest"]).output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains("a.jpg"), "{}", describe(&out));
+    assert!(!with_key(&["key", "passwd"]).status.success(), "passwd refuses a key-file session");
+}
+
+#[test]
+fn key_file_slot_can_be_added_to_a_password_repository() {
+    let env = Env::new();
+    env.init();
+    let key = env.path("cron.key");
+    env.ok(&["key", "add", "--new-key-file", key.to_str().unwrap()]);
+    let out = env.snap().env_remove("SNAP_PASSWORD").env("SNAP_KEY_FILE", &key).args(["snapshots"]).output().unwrap();
+    assert!(out.status.success(), "{}", describe(&out));
+}

@@ -4,7 +4,7 @@
 
 use serde_json::{Value, json};
 use snap::chunker::{Chunker, region_starts};
-use snap::crypto::keyfile::{KdfParams, KeyFile};
+use snap::crypto::keyfile::{Credential, KdfParams, KeyFile};
 use snap::crypto::{Keys, MasterKey, aad, blob_aad};
 use snap::format::index::{self, PackContents};
 use snap::format::pack::{self, BlobEntry, BlobKind};
@@ -148,7 +148,7 @@ fn build() -> Value {
     let snapshot_file = keys.seal_with_nonce(aad::SNAPSHOT, &[5; 24], &snapshot_envelope);
 
     let key_file = KeyFile::create_with(
-        b"password",
+        &Credential::password("password"),
         &master(),
         &Id([0x11; 32]),
         KdfParams { memory_kib: 256, iterations: 1, parallelism: 1 },
@@ -300,7 +300,10 @@ fn committed_vectors_decode_back() {
     let tree_plain = keys.open(&blob_aad(1, &tree_entry.id), stored, "tree", &|| "v".into()).expect("open tree");
     assert_eq!(tree::decode(&tree_plain).expect("tree"), sample_tree());
     let kf = KeyFile::decode(v["key_file"]["json"].as_str().expect("key").as_bytes(), "v").expect("key file");
-    let unwrapped = kf.unwrap_master(b"password", &Id([0x11; 32]), "v").expect("unwrap").expect("password fits");
+    let unwrapped = kf
+        .unwrap_master(&Credential::password("password"), &Id([0x11; 32]), "v")
+        .expect("unwrap")
+        .expect("password fits");
     assert_eq!(unwrapped.as_bytes(), master().as_bytes());
 }
 

@@ -7,7 +7,7 @@ use serde_json::json;
 use super::password::{self, PasswordSource};
 use super::progress::Bar;
 use super::{Cli, Command, EncryptionChoice, KdfArgs, KeyAction, Outcome};
-use snap::crypto::keyfile::KdfParams;
+use snap::crypto::keyfile::{Credential, KdfParams};
 use snap::error::Error;
 use snap::ops::{check, create, inspect, restore};
 use snap::repo::{InitOptions, Repository};
@@ -29,8 +29,9 @@ impl Context_ {
         let location = self.location()?;
         let backend = open_backend(location)?;
         let password = &self.password;
-        let repo =
-            Repository::open(backend, &mut || password.existing().map_err(|e| Error::InvalidArgument(e.to_string())))?;
+        let repo = Repository::open(backend, &mut || {
+            password.existing().map_err(|e| Error::InvalidArgument(format!("{e:#}")))
+        })?;
         Ok(repo)
     }
 
@@ -62,7 +63,7 @@ fn print_json(value: &impl serde::Serialize) -> Result<()> {
 pub fn run(cli: Cli) -> Result<Outcome> {
     let ctx = Context_ {
         repo: cli.repo,
-        password: PasswordSource { file: cli.password_file, command: cli.password_command },
+        password: PasswordSource { file: cli.password_file, command: cli.password_command, key_file: cli.key_file },
         json: cli.json,
         quiet: cli.quiet,
     };
@@ -95,13 +96,19 @@ fn init(ctx: &Context_, encryption: EncryptionChoice, k: &KdfArgs) -> Result<Out
     let location = ctx.location()?;
     let backend = open_backend(location)?;
     let encrypted = matches!(encryption, EncryptionChoice::Chacha20);
-    let password = if encrypted { Some(ctx.password.new_password("New repository password")?) } else { None };
-    let repo = Repository::init(
-        backend,
-        password.as_ref().map(|p| p.as_bytes()),
-        &InitOptions { encryption: encrypted, kdf: kdf(k) },
-    )
-    .with_context(|| format!("cannot create a repository at {location}"))?;
+    let credential = match (&ctx.password.key_file, encrypted) {
+        (_, false) => None,
+        (Some(path), true) => {
+            let (credential, created) = password::read_or_create_key_file(path)?;
+            if created && !ctx.quiet && !ctx.json {
+                println!("created key file {}: keep it safe, it opens the repository", path.display());
+            }
+            Some(credential)
+        }
+        (None, true) => Some(Credential::Password(ctx.password.new_password("New repository password")?)),
+    };
+    let repo = Repository::init(backend, credential.as_ref(), &InitOptions { encryption: encrypted, kdf: kdf(k) })
+        .with_context(|| format!("cannot create a repository at {location}"))?;
     if ctx.json {
         print_json(&json!({ "id": repo.config().id, "location": location, "encrypted": encrypted }))?;
     } else if !ctx.quiet {
@@ -380,9 +387,12 @@ fn key(ctx: &Context_, action: KeyAction) -> Result<Outcome> {
                 }
             }
         }
-        KeyAction::Add { new_password_file, kdf: k } => {
-            let pw = password::new_from(new_password_file.as_deref(), "New password")?;
-            let name = repo.add_key(pw.as_bytes(), kdf(&k))?;
+        KeyAction::Add { new_password_file, new_key_file, kdf: k } => {
+            let credential = match new_key_file {
+                Some(path) => password::read_or_create_key_file(&path)?.0,
+                None => Credential::Password(password::new_from(new_password_file.as_deref(), "New password")?),
+            };
+            let name = repo.add_key(&credential, kdf(&k))?;
             println!("added key {}", &name[..8]);
         }
         KeyAction::Remove { id } => {
@@ -390,8 +400,13 @@ fn key(ctx: &Context_, action: KeyAction) -> Result<Outcome> {
             println!("removed key {}", &name[..8]);
         }
         KeyAction::Passwd { new_password_file, kdf: k } => {
+            if ctx.password.key_file.is_some() {
+                bail!(
+                    "the repository was opened with a key file: use `snap key add` and `snap key remove` to replace it"
+                );
+            }
             let pw = password::new_from(new_password_file.as_deref(), "New password")?;
-            let name = repo.add_key(pw.as_bytes(), kdf(&k))?;
+            let name = repo.add_key(&Credential::Password(pw), kdf(&k))?;
             let old = repo.key_name().map(str::to_string).ok_or_else(|| anyhow!("the repository is not encrypted"))?;
             repo.backend().remove(snap::store::FileKind::Key, &old)?;
             println!("password changed: key {} replaces {}", &name[..8], &old[..8]);

@@ -24,6 +24,10 @@ pub struct Cli {
     /// Run this shell command and take its output as the password.
     #[arg(long, global = true, env = "SNAP_PASSWORD_COMMAND")]
     password_command: Option<String>,
+    /// Open the repository with a key file (64 hex digits) instead of a password; `init`
+    /// creates the file if it does not exist.
+    #[arg(long, global = true, env = "SNAP_KEY_FILE")]
+    key_file: Option<PathBuf>,
     /// Print machine-readable JSON on stdout.
     #[arg(long, global = true)]
     json: bool,
@@ -120,11 +124,14 @@ enum Command {
 
 #[derive(Subcommand)]
 enum KeyAction {
-    /// Add a password.
+    /// Add a password (or, with --new-key-file, a key file).
     Add {
         /// Read the new password from this file instead of asking.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "new_key_file")]
         new_password_file: Option<PathBuf>,
+        /// Add a key-file slot instead; the file is created if it does not exist.
+        #[arg(long)]
+        new_key_file: Option<PathBuf>,
         #[command(flatten)]
         kdf: KdfArgs,
     },

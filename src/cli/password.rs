@@ -1,16 +1,49 @@
-//! Where passwords come from: `--password-file`/`SNAP_PASSWORD_FILE`, `--password-command`,
-//! `SNAP_PASSWORD`, or an interactive prompt without echo (twice for a new password).
+//! Where credentials come from: a key file (`--key-file`/`SNAP_KEY_FILE`), or a password from
+//! `--password-file`/`SNAP_PASSWORD_FILE`, `--password-command`, `SNAP_PASSWORD`, or an
+//! interactive prompt without echo (twice for a new password).
 
 use std::io::IsTerminal;
 use std::process::Command;
 
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+
 use anyhow::{Context, Result, bail};
+use snap::crypto::keyfile::Credential;
 use zeroize::Zeroizing;
 
 #[derive(Debug, Clone, Default)]
 pub struct PasswordSource {
     pub file: Option<std::path::PathBuf>,
     pub command: Option<String>,
+    pub key_file: Option<std::path::PathBuf>,
+}
+
+/// Reads a key file.
+pub fn read_key_file(path: &Path) -> Result<Credential> {
+    let text = Zeroizing::new(
+        std::fs::read_to_string(path).with_context(|| format!("cannot read key file {}", path.display()))?,
+    );
+    Credential::from_key_file_text(&text).with_context(|| format!("key file {}", path.display()))
+}
+
+/// Reads a key file, or creates it (mode 0600) with a new random secret if it does not exist.
+pub fn read_or_create_key_file(path: &Path) -> Result<(Credential, bool)> {
+    if path.exists() {
+        return Ok((read_key_file(path)?, false));
+    }
+    let text = Credential::generate_key_file_text()?;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("cannot create key file {}", path.display()))?;
+    file.write_all(text.as_bytes())
+        .and_then(|()| file.sync_all())
+        .with_context(|| format!("cannot write key file {}", path.display()))?;
+    Ok((Credential::from_key_file_text(&text)?, true))
 }
 
 fn trim_newline(mut s: String) -> Zeroizing<String> {
@@ -47,12 +80,15 @@ impl PasswordSource {
         Ok(None)
     }
 
-    /// The password of an existing repository.
-    pub fn existing(&self) -> Result<Zeroizing<String>> {
-        if let Some(p) = self.configured()? {
-            return Ok(p);
+    /// What opens an existing repository: the key file if one is given, else the password.
+    pub fn existing(&self) -> Result<Credential> {
+        if let Some(path) = &self.key_file {
+            return read_key_file(path);
         }
-        prompt("Password: ")
+        if let Some(p) = self.configured()? {
+            return Ok(Credential::Password(p));
+        }
+        Ok(Credential::Password(prompt("Password: ")?))
     }
 
     /// A new password: from the configured source, or asked twice.
@@ -92,7 +128,7 @@ pub fn prompt(label: &str) -> Result<Zeroizing<String>> {
 pub fn new_from(file: Option<&std::path::Path>, what: &str) -> Result<Zeroizing<String>> {
     let p = match file {
         Some(path) => {
-            PasswordSource { file: Some(path.to_path_buf()), command: None }.configured()?.unwrap_or_default()
+            PasswordSource { file: Some(path.to_path_buf()), ..Default::default() }.configured()?.unwrap_or_default()
         }
         None => prompt_twice(what)?,
     };

@@ -1,4 +1,5 @@
-//! Key slots: the master secret wrapped under a key derived from a password with Argon2id.
+//! Key slots: the master secret wrapped under a key derived from a password with Argon2id, or
+//! from a 32-byte random secret kept in a file (which needs no stretching).
 //!
 //! A key file is JSON (see format-spec/keys.md). Its Argon2 parameters are read from disk, so
 //! they are capped before use: a hostile key file cannot make snap allocate gigabytes or spin
@@ -54,9 +55,57 @@ pub struct KeyFile {
 }
 
 const KDF_NAME: &str = "argon2id-v19";
+const KDF_SECRET: &str = "blake3-secret-v1";
 const CIPHER_NAME: &str = "xchacha20poly1305";
+const CONTEXT_SECRET_KEK: &str = "snap v1 key-file secret";
 
-fn derive_kek(password: &[u8], salt: &[u8], params: &KdfParams) -> Result<Zeroizing<[u8; 32]>> {
+/// What opens a key slot.
+pub enum Credential {
+    /// A password, stretched with Argon2id.
+    Password(Zeroizing<String>),
+    /// 32 random bytes from a key file.
+    Secret(Zeroizing<[u8; 32]>),
+}
+
+impl Credential {
+    pub fn password(p: &str) -> Credential {
+        Credential::Password(Zeroizing::new(p.to_string()))
+    }
+
+    /// Parses a key file: 64 hex digits (surrounding white space ignored).
+    pub fn from_key_file_text(text: &str) -> Result<Credential> {
+        let mut secret = Zeroizing::new([0u8; 32]);
+        hex::decode_to_slice(text.trim(), secret.as_mut())
+            .map_err(|_| Error::InvalidArgument("a key file holds 64 hex digits".into()))?;
+        Ok(Credential::Secret(secret))
+    }
+
+    /// A new random secret, in the text form a key file holds.
+    pub fn generate_key_file_text() -> Result<Zeroizing<String>> {
+        let secret = Zeroizing::new(random_bytes::<32>()?);
+        Ok(Zeroizing::new(format!("{}\n", hex::encode(secret.as_ref()))))
+    }
+
+    fn kdf_name(&self) -> &'static str {
+        match self {
+            Credential::Password(_) => KDF_NAME,
+            Credential::Secret(_) => KDF_SECRET,
+        }
+    }
+}
+
+fn derive_kek(credential: &Credential, salt: &[u8], params: &KdfParams) -> Result<Zeroizing<[u8; 32]>> {
+    match credential {
+        Credential::Password(p) => derive_password_kek(p.as_bytes(), salt, params),
+        Credential::Secret(secret) => {
+            let mut material = Zeroizing::new(secret.to_vec());
+            material.extend_from_slice(salt);
+            Ok(Zeroizing::new(blake3::derive_key(CONTEXT_SECRET_KEK, &material)))
+        }
+    }
+}
+
+fn derive_password_kek(password: &[u8], salt: &[u8], params: &KdfParams) -> Result<Zeroizing<[u8; 32]>> {
     if params.memory_kib > MAX_MEMORY_KIB || params.iterations > MAX_ITERATIONS || params.parallelism > MAX_PARALLELISM
     {
         return Err(Error::corrupt("key", "", format!("Argon2 parameters {params:?} exceed the accepted maximum")));
@@ -79,7 +128,7 @@ impl KeyFile {
     /// [`KeyFile::create`] otherwise.
     #[allow(clippy::too_many_arguments)]
     pub fn create_with(
-        password: &[u8],
+        credential: &Credential,
         master: &MasterKey,
         repository: &Id,
         params: KdfParams,
@@ -89,10 +138,14 @@ impl KeyFile {
         hostname: String,
         username: String,
     ) -> Result<KeyFile> {
-        if password.is_empty() {
+        if matches!(credential, Credential::Password(p) if p.is_empty()) {
             return Err(Error::EmptyPassword);
         }
-        let kek = derive_kek(password, &salt, &params)?;
+        let params = match credential {
+            Credential::Password(_) => params,
+            Credential::Secret(_) => KdfParams { memory_kib: 0, iterations: 0, parallelism: 0 },
+        };
+        let kek = derive_kek(credential, &salt, &params)?;
         let cipher = XChaCha20Poly1305::new(&(*kek).into());
         let wrapped = cipher
             .encrypt(&XNonce::from(nonce), Payload { msg: &master.0, aad: &wrap_aad(repository) })
@@ -103,7 +156,7 @@ impl KeyFile {
             created,
             hostname,
             username,
-            kdf: KDF_NAME.into(),
+            kdf: credential.kdf_name().into(),
             kdf_params: params,
             salt: hex::encode(salt),
             cipher: CIPHER_NAME.into(),
@@ -112,9 +165,9 @@ impl KeyFile {
         })
     }
 
-    pub fn create(password: &[u8], master: &MasterKey, repository: &Id, params: KdfParams) -> Result<KeyFile> {
+    pub fn create(credential: &Credential, master: &MasterKey, repository: &Id, params: KdfParams) -> Result<KeyFile> {
         Self::create_with(
-            password,
+            credential,
             master,
             repository,
             params,
@@ -131,7 +184,7 @@ impl KeyFile {
         if key.version != KEY_FILE_VERSION {
             return Err(Error::UnsupportedVersion { found: key.version, supported: KEY_FILE_VERSION });
         }
-        if key.kdf != KDF_NAME || key.cipher != CIPHER_NAME {
+        if (key.kdf != KDF_NAME && key.kdf != KDF_SECRET) || key.cipher != CIPHER_NAME {
             return Err(Error::corrupt("key", name, format!("unknown kdf {:?} or cipher {:?}", key.kdf, key.cipher)));
         }
         Ok(key)
@@ -143,8 +196,14 @@ impl KeyFile {
         out
     }
 
-    /// Unwraps the master secret. `Ok(None)` means the password does not fit this slot.
-    pub fn unwrap_master(&self, password: &[u8], repository: &Id, name: &str) -> Result<Option<MasterKey>> {
+    /// True if this slot is opened by a key file rather than a password.
+    pub fn is_key_file_slot(&self) -> bool {
+        self.kdf == KDF_SECRET
+    }
+
+    /// Unwraps the master secret. `Ok(None)` means the credential does not fit this slot
+    /// (including a password offered to a key-file slot, or the other way round).
+    pub fn unwrap_master(&self, credential: &Credential, repository: &Id, name: &str) -> Result<Option<MasterKey>> {
         let corrupt = |what: &str| Error::corrupt("key", name, what.to_string());
         if self.repository != repository.to_hex() {
             return Err(Error::ForeignKey {
@@ -162,7 +221,10 @@ impl KeyFile {
         if salt.len() < 8 || salt.len() > 64 || wrapped.len() != 48 {
             return Err(corrupt("salt or wrapped key has the wrong length"));
         }
-        let kek = derive_kek(password, &salt, &self.kdf_params).map_err(|e| match e {
+        if credential.kdf_name() != self.kdf {
+            return Ok(None);
+        }
+        let kek = derive_kek(credential, &salt, &self.kdf_params).map_err(|e| match e {
             Error::Corrupt { reason, .. } => corrupt(&reason),
             other => other,
         })?;
@@ -188,19 +250,40 @@ mod tests {
     fn wraps_and_unwraps() {
         let master = MasterKey([3; 32]);
         let repo = Id([1; 32]);
-        let kf = KeyFile::create(b"pw", &master, &repo, FAST).unwrap();
+        let kf = KeyFile::create(&Credential::password("pw"), &master, &repo, FAST).unwrap();
         let decoded = KeyFile::decode(&kf.encode(), "k").unwrap();
-        assert_eq!(decoded.unwrap_master(b"pw", &repo, "k").unwrap().unwrap().0, master.0);
-        assert!(decoded.unwrap_master(b"nope", &repo, "k").unwrap().is_none());
-        assert!(matches!(decoded.unwrap_master(b"pw", &Id([2; 32]), "k"), Err(Error::ForeignKey { .. })));
+        assert_eq!(decoded.unwrap_master(&Credential::password("pw"), &repo, "k").unwrap().unwrap().0, master.0);
+        assert!(decoded.unwrap_master(&Credential::password("nope"), &repo, "k").unwrap().is_none());
+        assert!(matches!(
+            decoded.unwrap_master(&Credential::password("pw"), &Id([2; 32]), "k"),
+            Err(Error::ForeignKey { .. })
+        ));
+    }
+
+    #[test]
+    fn key_file_secrets_open_only_their_own_slots() {
+        let master = MasterKey([3; 32]);
+        let repo = Id([1; 32]);
+        let text = Credential::generate_key_file_text().unwrap();
+        let secret = Credential::from_key_file_text(&text).unwrap();
+        let slot = KeyFile::decode(&KeyFile::create(&secret, &master, &repo, FAST).unwrap().encode(), "k").unwrap();
+        assert!(slot.is_key_file_slot());
+        assert_eq!(slot.unwrap_master(&secret, &repo, "k").unwrap().unwrap().0, master.0);
+        let other = Credential::from_key_file_text(&Credential::generate_key_file_text().unwrap()).unwrap();
+        assert!(slot.unwrap_master(&other, &repo, "k").unwrap().is_none());
+        assert!(slot.unwrap_master(&Credential::password(text.trim()), &repo, "k").unwrap().is_none());
+        assert!(Credential::from_key_file_text("not hex").is_err());
     }
 
     #[test]
     fn refuses_empty_password_and_absurd_params() {
         let master = MasterKey([3; 32]);
-        assert!(matches!(KeyFile::create(b"", &master, &Id([1; 32]), FAST), Err(Error::EmptyPassword)));
-        let mut kf = KeyFile::create(b"pw", &master, &Id([1; 32]), FAST).unwrap();
+        assert!(matches!(
+            KeyFile::create(&Credential::password(""), &master, &Id([1; 32]), FAST),
+            Err(Error::EmptyPassword)
+        ));
+        let mut kf = KeyFile::create(&Credential::password("pw"), &master, &Id([1; 32]), FAST).unwrap();
         kf.kdf_params.memory_kib = u32::MAX;
-        assert!(matches!(kf.unwrap_master(b"pw", &Id([1; 32]), "k"), Err(Error::Corrupt { .. })));
+        assert!(matches!(kf.unwrap_master(&Credential::password("pw"), &Id([1; 32]), "k"), Err(Error::Corrupt { .. })));
     }
 }
