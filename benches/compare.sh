@@ -10,6 +10,8 @@
 #
 #   bash benches/compare.sh [small|gigabyte] [DAYS]        (default: gigabyte 3)
 #
+# snap runs twice: "snap" with a password (Argon2id, like restic, rustic and borg) and
+# "snap-key" with a key file (like bupstash, which has no passwords).
 # Peers: apt-get install restic borgbackup; cargo install --locked rustic-rs bupstash b3sum.
 # A peer that is not installed is skipped, and the table says so.
 set -euo pipefail
@@ -33,9 +35,15 @@ if [ "${1:-}" != "__run" ]; then
 fi
 
 
-# Source in the page cache, and no writeback of earlier steps left to compete with this one.
+# Every measured step starts alike: earlier steps' writeback finished, the page cache emptied
+# (where permitted), then the source and the tool's own repository read back into it.
 warm() {
+    sync
+    echo 3 > /proc/sys/vm/drop_caches 2> /dev/null || true
     find "$src" -type f -print0 | xargs -0 cat > /dev/null
+    if [ -n "${1:-}" ] && [ -d "$work/repo-$1" ]; then find "$work/repo-$1" -type f -print0 | xargs -0 -r cat > /dev/null; fi
+    # The tools' local caches (borg's chunk cache, restic's and rustic's caches, bupstash's send log).
+    find "$work/cache" "$BUPSTASH_SEND_LOG" -type f -print0 2> /dev/null | xargs -0 -r cat > /dev/null || true
     sync
 }
 repo_bytes() { case $1 in baseline) echo 0 ;; *) du -sb "$work/repo-$1" 2>/dev/null | cut -f1 || echo 0 ;; esac; }
@@ -52,6 +60,9 @@ measure() {
     printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$step" "$tool" "$wall" "$(python3 -c "print(round($user + $sys, 2))")" "$rss" "$(repo_bytes "$tool")" >> "$results"
 }
 
+# snap opened with a key file instead of a password.
+snapk() { SNAP_REPOSITORY="$work/repo-snap-key" SNAP_KEY_FILE="$work/snap.key" snap "$@"; }
+
 read_and_hash() {
     find "$src" -type f -print0 | xargs -0 cat > /dev/null
     find "$src" -type f -print0 | xargs -0 b3sum > /dev/null
@@ -61,6 +72,7 @@ copy_folder() { cp -a "$src" "$1"; }
 init() {
     case $1 in
         snap) snap init ;;
+        snap-key) snapk init ;;
         restic) restic init ;;
         rustic) rustic init ;;
         borg) borg init -e repokey-blake2 ;;
@@ -71,6 +83,7 @@ init() {
 backup() {
     case $1 in
         snap) snap create "$src" ;;
+        snap-key) snapk create "$src" ;;
         restic) restic backup "$src" ;;
         rustic) rustic backup "$src" ;;
         borg) borg create "::b$(date +%s%N)" "$src" ;;
@@ -86,7 +99,8 @@ restore() {
     local tool=$1 target=$2 sub=${3:-}
     mkdir -p "$target"
     case $tool in
-        snap) if [ -n "$sub" ]; then snap restore latest -t "$target" --include "$sub"; else snap restore latest -t "$target"; fi ;;
+        snap) snap restore latest -t "$target" ${sub:+--include "$sub"} ;;
+        snap-key) snapk restore latest -t "$target" ${sub:+--include "$sub"} ;;
         restic) restic restore latest --target "$target" ${sub:+--include "$src/$sub"} ;;
         rustic) rustic restore "latest:$src${sub:+/$sub}" "$target" ;;
         borg) (cd "$target" && borg extract "::$(latest_borg)" ${sub:+"${src#/}/$sub"}) ;;
@@ -105,10 +119,11 @@ restored_root() {
 check_data() {
     case $1 in
         snap) snap check --read-data ;;
+        snap-key) snapk check --read-data ;;
         restic) restic check --read-data ;;
         rustic) rustic check --read-data ;;
         borg) borg check --verify-data ;;
-        bupstash) return 1 ;;
+        bupstash) echo "bupstash has no command that verifies stored data" >&2; return 1 ;;
     esac
 }
 
@@ -121,6 +136,7 @@ fi
 tools=()
 for t in snap restic borg rustic bupstash; do
     if command -v "$t" >/dev/null; then tools+=("$t"); else echo "skipping $t: not installed" | tee -a "$work/skipped"; fi
+    if [ "$t" = snap ]; then tools+=(snap-key); fi
 done
 
 echo "generating a $size phone folder in $work"
@@ -128,51 +144,69 @@ echo "generating a $size phone folder in $work"
 warm
 measure "baseline read+hash" baseline read_and_hash
 
-for t in "${tools[@]}"; do sync; measure init "$t" init "$t"; done
-for t in "${tools[@]}"; do warm; measure "initial backup" "$t" backup "$t"; done
-for t in "${tools[@]}"; do warm; measure "unchanged backup" "$t" backup "$t"; done
+# The initial backup writes the most and varies most with the machine's page-cache state, so it
+# runs three times per tool, into fresh repositories, in a rotated order; the median is shown.
+rounds=3
+for round in $(seq 1 "$rounds"); do
+    n=${#tools[@]}
+    for i in $(seq 0 $((n - 1))); do
+        t=${tools[$(((i + round - 1) % n))]}
+        rm -rf "$work/repo-$t" "$work/cache" "$BUPSTASH_SEND_LOG"
+        [ "$t" = bupstash ] && rm -f "$BUPSTASH_KEY"
+        [ "$t" = snap-key ] && rm -f "$work/snap.key"
+        warm
+        measure init "$t" init "$t"
+        warm "$t"
+        measure "initial backup" "$t" backup "$t"
+    done
+done
+for t in "${tools[@]}"; do warm "$t"; measure "unchanged backup" "$t" backup "$t"; done
 for day in $(seq 1 "$days"); do
     "$gen" grow "$src" "$day" "$size" > /dev/null
-    for t in "${tools[@]}"; do warm; measure "day $day backup" "$t" backup "$t"; done
+    for t in "${tools[@]}"; do warm "$t"; measure "day $day backup" "$t" backup "$t"; done
 done
 cp -a "$src" "$src.again" && rm -rf "$src" && mv "$src.again" "$src"
-for t in "${tools[@]}"; do warm; measure "re-pulled backup" "$t" backup "$t"; done
+for t in "${tools[@]}"; do warm "$t"; measure "re-pulled backup" "$t" backup "$t"; done
 
 warm
 measure "baseline cp -a" baseline copy_folder "$work/cp-copy"
 rm -rf "$work/cp-copy"
 for t in "${tools[@]}"; do
     rm -rf "$work/out"
-    warm
+    warm "$t"
     measure "full restore" "$t" restore "$t" "$work/out"
     if ! diff -r "$src" "$(restored_root "$t" "$work/out")" > /dev/null 2>&1; then
         echo "RESTORE MISMATCH: $t" | tee -a "$work/failures"
     fi
     rm -rf "$work/out"
-    warm
+    warm "$t"
     measure "one-folder restore" "$t" restore "$t" "$work/out" DCIM/Camera
     rm -rf "$work/out"
 done
-for t in "${tools[@]}"; do warm; measure "full data check" "$t" check_data "$t"; done
+for t in "${tools[@]}"; do warm "$t"; measure "full data check" "$t" check_data "$t"; done
 
 python3 - "$results" "$work" <<'PY'
 import sys, collections, os
 rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1]) if l.strip()]
 steps = list(dict.fromkeys(r[0] for r in rows))
-by = collections.defaultdict(dict)
+samples = collections.defaultdict(lambda: collections.defaultdict(list))
 for step, tool, wall, cpu, rss, size in rows:
-    by[step][tool] = (float(wall), float(cpu), int(rss) / 1024, int(size) / 1e6)
+    samples[step][tool].append((float(wall), float(cpu), int(rss) / 1024, int(size) / 1e6))
+# Steps measured several times report the run with the median wall time.
+by = {step: {tool: sorted(runs)[len(runs) // 2] for tool, runs in tools.items()} for step, tools in samples.items()}
+print("Steps marked * are the median of several runs.\n")
 print("| step | tool | wall s | CPU s | peak RSS MB | repo MB | snap / best peer (wall, RSS) |")
 print("|---|---|---|---|---|---|---|")
 for step in steps:
-    peers = {t: v for t, v in by[step].items() if t not in ("snap", "baseline")}
+    peers = {t: v for t, v in by[step].items() if not t.startswith("snap") and t != "baseline"}
     for tool, (w, c, m, s) in sorted(by[step].items(), key=lambda kv: kv[1][0]):
         ratio = ""
-        if tool == "snap" and peers:
+        if tool.startswith("snap") and peers:
             best_wall = min(v[0] for v in peers.values())
             best_rss = min(v[2] for v in peers.values())
             ratio = f"{w / best_wall:.2f}x, {m / best_rss:.2f}x" if best_wall > 0 and best_rss > 0 else ""
-        print(f"| {step} | {tool} | {w:.2f} | {c:.2f} | {m:.0f} | {s:.1f} | {ratio} |")
+        mark = "*" if len(samples[step][tool]) > 1 else ""
+        print(f"| {step}{mark} | {tool} | {w:.2f} | {c:.2f} | {m:.0f} | {s:.1f} | {ratio} |")
 for f in ("skipped", "failures"):
     p = os.path.join(sys.argv[2], f)
     if os.path.exists(p):

@@ -12,7 +12,7 @@
 
 pub mod keyfile;
 
-use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+use chacha20poly1305::aead::{Aead, AeadInOut, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
@@ -137,12 +137,14 @@ impl Keys {
     pub fn seal_with_nonce(&self, aad: &[u8], nonce: &[u8; NONCE_LEN], plaintext: &[u8]) -> Vec<u8> {
         let Some(cipher) = &self.cipher else { return plaintext.to_vec() };
         let nonce = XNonce::from(*nonce);
+        // Built in place: nonce, then the plaintext encrypted where it lies, then the tag.
         let mut out = Vec::with_capacity(plaintext.len() + SEAL_OVERHEAD);
         out.extend_from_slice(&nonce);
-        // Encryption with a valid key cannot fail for messages below 256 GiB; an empty result
+        out.extend_from_slice(plaintext);
+        // Encryption with a valid key cannot fail for messages below 256 GiB; a missing tag
         // here would be rejected by `open` rather than silently accepted.
-        if let Ok(ct) = cipher.encrypt(&nonce, Payload { msg: plaintext, aad }) {
-            out.extend_from_slice(&ct);
+        if let Ok(tag) = cipher.encrypt_inout_detached(&nonce, aad, (&mut out[NONCE_LEN..]).into()) {
+            out.extend_from_slice(&tag);
         }
         out
     }
