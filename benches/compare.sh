@@ -60,6 +60,30 @@ measure() {
     printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$step" "$tool" "$wall" "$(python3 -c "print(round($user + $sys, 2))")" "$rss" "$(repo_bytes "$tool")" >> "$results"
 }
 
+# Removes one tool's repository and its own local state, and nothing of the others'.
+forget_tool() {
+    rm -rf "$work/repo-$1"
+    case $1 in
+        borg | restic | rustic) rm -rf "$XDG_CACHE_HOME/$1" ;;
+        bupstash) rm -f "$BUPSTASH_SEND_LOG" "$BUPSTASH_KEY" ;;
+        snap-key) rm -f "$work/snap.key" ;;
+    esac
+}
+
+# Runs STEP for every tool ROUNDS times in a rotated order (the table shows the median):
+#   repeat STEP ROUNDS FUNCTION [ARGS]; FUNCTION gets the tool as its first argument.
+repeat() {
+    local step=$1 rounds=$2 fn=$3
+    shift 3
+    local n=${#tools[@]}
+    for round in $(seq 1 "$rounds"); do
+        for i in $(seq 0 $((n - 1))); do
+            local t=${tools[$(((i + round - 1) % n))]}
+            "$fn" "$t" "$@"
+        done
+    done
+}
+
 # snap opened with a key file instead of a password.
 snapk() { SNAP_REPOSITORY="$work/repo-snap-key" SNAP_KEY_FILE="$work/snap.key" snap "$@"; }
 
@@ -151,16 +175,15 @@ for round in $(seq 1 "$rounds"); do
     n=${#tools[@]}
     for i in $(seq 0 $((n - 1))); do
         t=${tools[$(((i + round - 1) % n))]}
-        rm -rf "$work/repo-$t" "$work/cache" "$BUPSTASH_SEND_LOG"
-        [ "$t" = bupstash ] && rm -f "$BUPSTASH_KEY"
-        [ "$t" = snap-key ] && rm -f "$work/snap.key"
+        forget_tool "$t"
         warm
         measure init "$t" init "$t"
         warm "$t"
         measure "initial backup" "$t" backup "$t"
     done
 done
-for t in "${tools[@]}"; do warm "$t"; measure "unchanged backup" "$t" backup "$t"; done
+unchanged() { warm "$1"; measure "unchanged backup" "$1" backup "$1"; }
+repeat "unchanged backup" 3 unchanged
 for day in $(seq 1 "$days"); do
     "$gen" grow "$src" "$day" "$size" > /dev/null
     for t in "${tools[@]}"; do warm "$t"; measure "day $day backup" "$t" backup "$t"; done
@@ -171,19 +194,25 @@ for t in "${tools[@]}"; do warm "$t"; measure "re-pulled backup" "$t" backup "$t
 warm
 measure "baseline cp -a" baseline copy_folder "$work/cp-copy"
 rm -rf "$work/cp-copy"
-for t in "${tools[@]}"; do
+full_restore() {
     rm -rf "$work/out"
-    warm "$t"
-    measure "full restore" "$t" restore "$t" "$work/out"
-    if ! diff -r "$src" "$(restored_root "$t" "$work/out")" > /dev/null 2>&1; then
-        echo "RESTORE MISMATCH: $t" | tee -a "$work/failures"
+    warm "$1"
+    measure "full restore" "$1" restore "$1" "$work/out"
+    if ! diff -r "$src" "$(restored_root "$1" "$work/out")" > /dev/null 2>&1; then
+        echo "RESTORE MISMATCH: $1" | tee -a "$work/failures"
     fi
     rm -rf "$work/out"
-    warm "$t"
-    measure "one-folder restore" "$t" restore "$t" "$work/out" DCIM/Camera
+}
+folder_restore() {
     rm -rf "$work/out"
-done
-for t in "${tools[@]}"; do warm "$t"; measure "full data check" "$t" check_data "$t"; done
+    warm "$1"
+    measure "one-folder restore" "$1" restore "$1" "$work/out" DCIM/Camera
+    rm -rf "$work/out"
+}
+data_check() { warm "$1"; measure "full data check" "$1" check_data "$1"; }
+repeat "full restore" 3 full_restore
+repeat "one-folder restore" 3 folder_restore
+repeat "full data check" 3 data_check
 
 python3 - "$results" "$work" <<'PY'
 import sys, collections, os

@@ -18,7 +18,7 @@ fn new_repo(dir: &std::path::Path) -> Repository {
     Repository::init(
         backend,
         Some(&snap::crypto::keyfile::Credential::password("bench")),
-        &InitOptions { encryption: true, kdf: FAST_KDF },
+        &InitOptions { encryption: true, kdf: FAST_KDF, append_only: false },
     )
     .expect("init")
 }
@@ -34,6 +34,7 @@ fn end_to_end(c: &mut Criterion) {
         hostname: Some("bench".into()),
         parent: None,
         compression_level: snap::compress::DEFAULT_LEVEL,
+        retry_lock: std::time::Duration::ZERO,
     };
 
     let mut g = c.benchmark_group("end to end");
@@ -45,8 +46,8 @@ fn end_to_end(c: &mut Criterion) {
                 let repo = new_repo(&dir.path().join("repo"));
                 (dir, repo)
             },
-            |(dir, repo)| {
-                create::run(&repo, &options, &Silent).expect("create");
+            |(dir, mut repo)| {
+                create::run(&mut repo, &options, &Silent).expect("create");
                 dir
             },
             BatchSize::PerIteration,
@@ -55,7 +56,7 @@ fn end_to_end(c: &mut Criterion) {
 
     let repo_dir = work.path().join("restore-repo");
     let mut repo = new_repo(&repo_dir);
-    let tree = create::run(&repo, &options, &Silent).expect("create").snapshot.tree;
+    let tree = create::run(&mut repo, &options, &Silent).expect("create").snapshot.tree;
     repo.load_index().expect("index");
     g.bench_function("restore everything", |b| {
         b.iter_batched(
@@ -65,6 +66,7 @@ fn end_to_end(c: &mut Criterion) {
                     target: target.path().join("out"),
                     includes: Vec::new(),
                     excludes: Vec::new(),
+                    retry_lock: std::time::Duration::ZERO,
                 };
                 restore::run(&repo, &tree, &opts, &Silent).expect("restore");
                 target

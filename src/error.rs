@@ -49,6 +49,9 @@ pub enum Error {
     #[error("{0}")]
     InvalidArgument(String),
 
+    #[error("the repository is locked by {0}; wait for it to finish, or retry with --retry-lock SECONDS")]
+    Locked(String),
+
     #[error("the repository is append-only: {0} is refused")]
     AppendOnly(&'static str),
 

@@ -14,7 +14,7 @@
 //! use snap::repo::{InitOptions, Repository};
 //! use snap::store::open_backend;
 //! # fn main() -> snap::error::Result<()> {
-//! let options = InitOptions { encryption: false, kdf: Default::default() };
+//! let options = InitOptions { encryption: false, kdf: Default::default(), append_only: false };
 //! let repo = Repository::init(open_backend("/tmp/repo")?, None, &options)?;
 //! # Ok(()) }
 //! ```
@@ -29,6 +29,7 @@ pub mod format;
 pub mod fuzz_targets;
 pub mod id;
 pub mod index;
+pub mod lock;
 pub mod ops;
 pub mod packer;
 pub mod repo;

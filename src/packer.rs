@@ -46,6 +46,10 @@ pub struct Packer<'r> {
     /// each one pack per blob kind (data, tree). A thread only locks its own slot.
     open: Vec<[Mutex<Option<OpenPack>>; 2]>,
     unindexed: Mutex<Vec<PackContents>>,
+    /// Whether this packer writes index files for its packs (prune writes its own index).
+    write_index: bool,
+    /// Every pack this packer published.
+    written: Mutex<Vec<PackContents>>,
     /// Blobs stored (or being stored) by this packer: with the repository index, the dedup set.
     seen: Mutex<HashSet<Id>>,
     blobs: AtomicU64,
@@ -61,12 +65,34 @@ impl<'r> Packer<'r> {
             level,
             open: (0..=rayon::current_num_threads()).map(|_| [Mutex::new(None), Mutex::new(None)]).collect(),
             unindexed: Mutex::new(Vec::new()),
+            write_index: true,
+            written: Mutex::new(Vec::new()),
             seen: Mutex::new(HashSet::new()),
             blobs: AtomicU64::new(0),
             raw_bytes: AtomicU64::new(0),
             stored_bytes: AtomicU64::new(0),
             packs: AtomicU64::new(0),
         }
+    }
+
+    /// A packer that writes packs but no index files: the caller indexes [`Packer::written`].
+    pub fn without_index(repo: &'r Repository, level: i32) -> Self {
+        Packer { write_index: false, ..Packer::new(repo, level) }
+    }
+
+    /// The packs published so far.
+    pub fn written(&self) -> Vec<PackContents> {
+        self.written.lock().map(|w| w.clone()).unwrap_or_default()
+    }
+
+    /// Copies an already sealed blob into a new pack as it is (its seal binds its kind and id,
+    /// not its position, so repacking needs no re-encryption).
+    pub fn add_stored(&self, entry: &BlobEntry, stored: &[u8]) -> Result<bool> {
+        if !self.seen.lock().map_err(|_| poisoned())?.insert(entry.id) {
+            return Ok(false);
+        }
+        self.append(entry.kind, entry.id, entry.compressed, entry.raw_len, stored)?;
+        Ok(true)
     }
 
     /// True if the repository or this packer already has the blob.
@@ -95,6 +121,10 @@ impl<'r> Packer<'r> {
     fn store(&self, kind: BlobKind, id: Id, raw: &[u8]) -> Result<()> {
         let (stored, compressed) = self.repo.encode_blob(kind, &id, raw, self.level)?;
         let raw_len = u32::try_from(raw.len()).map_err(|_| Error::InvalidArgument("blob larger than 4 GiB".into()))?;
+        self.append(kind, id, compressed, raw_len, &stored)
+    }
+
+    fn append(&self, kind: BlobKind, id: Id, compressed: bool, raw_len: u32, stored: &[u8]) -> Result<()> {
         let stored_len = stored.len() as u32;
         let full = {
             let slot = rayon::current_thread_index().unwrap_or(self.open.len() - 1).min(self.open.len() - 1);
@@ -108,14 +138,14 @@ impl<'r> Packer<'r> {
                 });
             }
             let Some(open) = guard.as_mut() else { return Err(poisoned()) };
-            open.writer.write_all(&stored).map_err(|e| spool_error("write", e))?;
-            open.hasher.update(&stored);
+            open.writer.write_all(stored).map_err(|e| spool_error("write", e))?;
+            open.hasher.update(stored);
             open.entries.push(BlobEntry { kind, compressed, id, offset: open.len as u32, stored_len, raw_len });
             open.len += u64::from(stored_len);
             if open.len >= self.repo.config().pack_size { guard.take() } else { None }
         };
         self.blobs.fetch_add(1, Ordering::Relaxed);
-        self.raw_bytes.fetch_add(raw.len() as u64, Ordering::Relaxed);
+        self.raw_bytes.fetch_add(u64::from(raw_len), Ordering::Relaxed);
         self.stored_bytes.fetch_add(u64::from(stored_len), Ordering::Relaxed);
         if let Some(open) = full {
             self.finish_pack(open)?;
@@ -135,9 +165,14 @@ impl<'r> Packer<'r> {
         self.repo.backend().publish(FileKind::Pack, &pack_id.to_hex(), file)?;
         self.packs.fetch_add(1, Ordering::Relaxed);
         self.stored_bytes.fetch_add((header.len() + trailer.len()) as u64, Ordering::Relaxed);
+        let contents = PackContents { pack: pack_id, blobs: open.entries };
+        self.written.lock().map_err(|_| poisoned())?.push(contents.clone());
+        if !self.write_index {
+            return Ok(());
+        }
         let batch = {
             let mut unindexed = self.unindexed.lock().map_err(|_| poisoned())?;
-            unindexed.push(PackContents { pack: pack_id, blobs: open.entries });
+            unindexed.push(contents);
             if unindexed.len() >= PACKS_PER_INDEX_FILE { std::mem::take(&mut *unindexed) } else { Vec::new() }
         };
         if !batch.is_empty() {

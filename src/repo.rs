@@ -5,6 +5,7 @@
 //! either gets the exact bytes that were stored or an error naming the damaged object.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use crate::compress;
 use crate::crypto::keyfile::{Credential, KdfParams, KeyFile};
@@ -23,12 +24,13 @@ use crate::store::{Backend, FileKind};
 pub struct InitOptions {
     pub encryption: bool,
     pub kdf: KdfParams,
+    pub append_only: bool,
 }
 
 pub struct Repository {
-    backend: Box<dyn Backend>,
+    backend: Arc<dyn Backend>,
     config: Config,
-    keys: Keys,
+    keys: Arc<Keys>,
     /// The key file that opened the repository (none when unencrypted).
     key_name: Option<String>,
     master: Option<MasterKey>,
@@ -74,6 +76,7 @@ impl Repository {
             chunker: CHUNKER_V1.into(),
             pack_size: DEFAULT_PACK_SIZE,
             created: crate::clock::now_rfc3339(),
+            append_only: options.append_only,
         };
         backend.create_layout()?;
         let mut key_name = None;
@@ -85,7 +88,14 @@ impl Repository {
         }
         // The config goes last: a folder without it is not a repository yet.
         backend.write(FileKind::Config, "config", &config.encode())?;
-        Ok(Repository { backend, config, keys, key_name, master, index: Index::default() })
+        Ok(Repository {
+            backend: backend.into(),
+            config,
+            keys: Arc::new(keys),
+            key_name,
+            master,
+            index: Index::default(),
+        })
     }
 
     /// Opens a repository; `credential` (a password or a key file's secret) is asked for only
@@ -109,9 +119,9 @@ impl Repository {
                     ));
                 }
                 Ok(Repository {
-                    backend,
+                    backend: backend.into(),
                     config,
-                    keys: Keys::unencrypted(),
+                    keys: Arc::new(Keys::unencrypted()),
                     key_name: None,
                     master: None,
                     index: Index::default(),
@@ -134,9 +144,9 @@ impl Repository {
                     match attempt {
                         Ok(Some(master)) => {
                             return Ok(Repository {
-                                backend,
+                                backend: backend.into(),
                                 config,
-                                keys: Keys::encrypted(&master),
+                                keys: Arc::new(Keys::encrypted(&master)),
                                 key_name: Some(name.clone()),
                                 master: Some(master),
                                 index: Index::default(),
@@ -161,6 +171,15 @@ impl Repository {
 
     pub fn backend(&self) -> &dyn Backend {
         self.backend.as_ref()
+    }
+
+    /// The backend, shared (for threads that outlive a borrow, such as a lock's refresher).
+    pub fn shared_backend(&self) -> Arc<dyn Backend> {
+        Arc::clone(&self.backend)
+    }
+
+    pub fn shared_keys(&self) -> Arc<Keys> {
+        Arc::clone(&self.keys)
     }
 
     pub fn config(&self) -> &Config {
@@ -361,6 +380,9 @@ impl Repository {
 
     /// Removes a key slot; refuses the one in use and the last one.
     pub fn remove_key(&self, prefix: &str) -> Result<String> {
+        if self.config.append_only {
+            return Err(Error::AppendOnly("removing a key"));
+        }
         let names: Vec<String> = self.backend.list(FileKind::Key)?.into_iter().map(|(n, _)| n).collect();
         let matching: Vec<&String> = names.iter().filter(|n| !prefix.is_empty() && n.starts_with(prefix)).collect();
         let name = match matching.as_slice() {
@@ -378,6 +400,51 @@ impl Repository {
         }
         self.backend.remove(FileKind::Key, &name)?;
         Ok(name)
+    }
+
+    /// Turns append-only mode on or off (rewrites `config`, the one file that is ever replaced).
+    pub fn set_append_only(&mut self, on: bool) -> Result<()> {
+        self.config.append_only = on;
+        self.backend.replace(FileKind::Config, "config", &self.config.encode())
+    }
+
+    /// Reads and decodes a pack's header with two ranged reads (trailer, then header).
+    pub fn read_pack_header(&self, name: &str, size: u64) -> Result<Vec<BlobEntry>> {
+        use crate::format::pack::{self, TRAILER_LEN};
+        let corrupt = |reason: String| Error::corrupt("pack", name, reason);
+        if size < TRAILER_LEN as u64 {
+            return Err(corrupt("shorter than its trailer".into()));
+        }
+        let trailer = self.backend.read_range(FileKind::Pack, name, size - TRAILER_LEN as u64, TRAILER_LEN as u64)?;
+        let header_len = u64::from(pack::decode_trailer(&trailer, size).map_err(|e| corrupt(e.0))?);
+        let blob_area = size - TRAILER_LEN as u64 - header_len;
+        let sealed = self.backend.read_range(FileKind::Pack, name, blob_area, header_len)?;
+        let plain = self.keys.open(aad::PACK_HEADER, &sealed, "pack", &|| name.to_string())?;
+        let mut entries = pack::decode_header(&plain).map_err(|e| corrupt(e.0))?;
+        pack::check_bounds(&entries, blob_area).map_err(|e| corrupt(e.0))?;
+        entries.sort_by_key(|e| e.offset);
+        Ok(entries)
+    }
+
+    /// Indexes packs that no index file lists (left by a backup that was killed before it
+    /// wrote its index), from their own headers, so their data is not stored again. Returns how
+    /// many packs were recovered. Unreadable ones are left for `check` to report.
+    pub fn recover_unindexed_packs(&mut self) -> Result<usize> {
+        let indexed: std::collections::HashSet<Id> = self.index.packs().iter().copied().collect();
+        let mut found = Vec::new();
+        for (pack, size) in self.pack_sizes()? {
+            if indexed.contains(&pack) {
+                continue;
+            }
+            if let Ok(blobs) = self.read_pack_header(&pack.to_hex(), size) {
+                found.push(PackContents { pack, blobs });
+            }
+        }
+        if !found.is_empty() {
+            self.save_index(&found)?;
+            self.load_index()?;
+        }
+        Ok(found.len())
     }
 
     /// Pack ids with their sizes, as listed by the backend.

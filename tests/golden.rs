@@ -69,7 +69,9 @@ fn run_ok(cmd: &mut Command) -> String {
 
 #[test]
 fn golden_repository_still_reads() {
-    let repo = golden_repo();
+    let copy = tempfile::tempdir().unwrap();
+    let repo = copy.path().join("repo");
+    assert!(Command::new("cp").arg("-a").arg(golden_repo()).arg(&repo).status().unwrap().success());
     let listing = run_ok(snap(&repo).args(["--json", "snapshots"]));
     let snaps: serde_json::Value = serde_json::from_str(&listing).unwrap();
     let snaps = snaps.as_array().unwrap();

@@ -9,11 +9,12 @@ use super::progress::Bar;
 use super::{Cli, Command, EncryptionChoice, KdfArgs, KeyAction, Outcome};
 use snap::crypto::keyfile::{Credential, KdfParams};
 use snap::error::Error;
-use snap::ops::{check, create, inspect, restore};
+use snap::ops::{check, create, forget, inspect, prune, restore};
 use snap::repo::{InitOptions, Repository};
 use snap::store::open_backend;
 
 struct Context_ {
+    retry_lock: std::time::Duration,
     repo: Option<String>,
     password: PasswordSource,
     json: bool,
@@ -62,13 +63,14 @@ fn print_json(value: &impl serde::Serialize) -> Result<()> {
 
 pub fn run(cli: Cli) -> Result<Outcome> {
     let ctx = Context_ {
+        retry_lock: std::time::Duration::from_secs(cli.retry_lock),
         repo: cli.repo,
         password: PasswordSource { file: cli.password_file, command: cli.password_command, key_file: cli.key_file },
         json: cli.json,
         quiet: cli.quiet,
     };
     match cli.command {
-        Command::Init { encryption, kdf: k } => init(&ctx, encryption, &k),
+        Command::Init { encryption, append_only, kdf: k } => init(&ctx, encryption, append_only, &k),
         Command::Create { paths, exclude, tag, host, parent, compression } => {
             let options = create::CreateOptions {
                 paths,
@@ -77,22 +79,66 @@ pub fn run(cli: Cli) -> Result<Outcome> {
                 hostname: host,
                 parent,
                 compression_level: compression,
+                retry_lock: ctx.retry_lock,
             };
             create_snapshot(&ctx, &options)
         }
         Command::Snapshots => snapshots(&ctx),
         Command::Ls { snapshot, path } => ls(&ctx, &snapshot, path.as_deref().unwrap_or("")),
         Command::Restore { snapshot, target, include, exclude } => {
-            restore_snapshot(&ctx, &snapshot, &restore::RestoreOptions { target, includes: include, excludes: exclude })
+            let options =
+                restore::RestoreOptions { target, includes: include, excludes: exclude, retry_lock: ctx.retry_lock };
+            restore_snapshot(&ctx, &snapshot, &options)
         }
         Command::Check { read_data, read_data_subset } => run_check(&ctx, read_data, read_data_subset.as_deref()),
         Command::Diff { first, second } => diff(&ctx, &first, &second),
         Command::Stats { snapshot } => stats(&ctx, snapshot.as_deref()),
         Command::Key { action } => key(&ctx, action),
+        Command::Forget {
+            keep_last,
+            keep_hourly,
+            keep_daily,
+            keep_weekly,
+            keep_monthly,
+            keep_yearly,
+            keep_within,
+            keep_tag,
+            group_by,
+            dry_run,
+            prune,
+        } => {
+            let policy = forget::Policy {
+                keep_last,
+                keep_hourly,
+                keep_daily,
+                keep_weekly,
+                keep_monthly,
+                keep_yearly,
+                keep_within: keep_within.as_deref().map(forget::parse_duration).transpose()?,
+                keep_tags: keep_tag,
+            };
+            run_forget(&ctx, &policy, forget::GroupBy::parse(&group_by)?, dry_run, prune)
+        }
+        Command::Prune { dry_run, repack_threshold } => {
+            if !(0.0..=100.0).contains(&repack_threshold) {
+                bail!("--repack-threshold is a percentage from 0 to 100");
+            }
+            let options =
+                prune::PruneOptions { repack_threshold: repack_threshold / 100.0, dry_run, retry_lock: ctx.retry_lock };
+            run_prune(&ctx, &options)
+        }
+        Command::AppendOnly { mode } => {
+            let mut repo = ctx.open()?;
+            repo.set_append_only(mode == "on")?;
+            if !ctx.quiet {
+                println!("append-only mode is {mode}");
+            }
+            Ok(Outcome::Done)
+        }
     }
 }
 
-fn init(ctx: &Context_, encryption: EncryptionChoice, k: &KdfArgs) -> Result<Outcome> {
+fn init(ctx: &Context_, encryption: EncryptionChoice, append_only: bool, k: &KdfArgs) -> Result<Outcome> {
     let location = ctx.location()?;
     let backend = open_backend(location)?;
     let encrypted = matches!(encryption, EncryptionChoice::Chacha20);
@@ -107,8 +153,12 @@ fn init(ctx: &Context_, encryption: EncryptionChoice, k: &KdfArgs) -> Result<Out
         }
         (None, true) => Some(Credential::Password(ctx.password.new_password("New repository password")?)),
     };
-    let repo = Repository::init(backend, credential.as_ref(), &InitOptions { encryption: encrypted, kdf: kdf(k) })
-        .with_context(|| format!("cannot create a repository at {location}"))?;
+    let repo = Repository::init(
+        backend,
+        credential.as_ref(),
+        &InitOptions { encryption: encrypted, kdf: kdf(k), append_only },
+    )
+    .with_context(|| format!("cannot create a repository at {location}"))?;
     if ctx.json {
         print_json(&json!({ "id": repo.config().id, "location": location, "encrypted": encrypted }))?;
     } else if !ctx.quiet {
@@ -125,9 +175,9 @@ fn init(ctx: &Context_, encryption: EncryptionChoice, k: &KdfArgs) -> Result<Out
 }
 
 fn create_snapshot(ctx: &Context_, options: &create::CreateOptions) -> Result<Outcome> {
-    let repo = ctx.open_indexed()?;
+    let mut repo = ctx.open_indexed()?;
     let bar = ctx.bar("backing up");
-    let outcome = create::run(&repo, options, &bar);
+    let outcome = create::run(&mut repo, options, &bar);
     bar.finish();
     let outcome = outcome?;
     let s = &outcome.snapshot;
@@ -262,7 +312,7 @@ fn parse_percent(s: &str) -> Result<f64> {
 fn run_check(ctx: &Context_, read_data: bool, subset: Option<&str>) -> Result<Outcome> {
     let mut repo = ctx.open()?;
     let subset = subset.map(parse_percent).transpose()?;
-    let options = check::CheckOptions { read_data: read_data || subset.is_some(), subset };
+    let options = check::CheckOptions { read_data: read_data || subset.is_some(), subset, retry_lock: ctx.retry_lock };
     let bar = ctx.bar("reading packs");
     let report = check::run(&mut repo, &options, &bar);
     bar.finish();
@@ -411,6 +461,73 @@ fn key(ctx: &Context_, action: KeyAction) -> Result<Outcome> {
             repo.backend().remove(snap::store::FileKind::Key, &old)?;
             println!("password changed: key {} replaces {}", &name[..8], &old[..8]);
         }
+    }
+    Ok(Outcome::Done)
+}
+
+fn run_forget(
+    ctx: &Context_,
+    policy: &forget::Policy,
+    group_by: forget::GroupBy,
+    dry_run: bool,
+    then_prune: bool,
+) -> Result<Outcome> {
+    let repo = ctx.open()?;
+    let lock = if dry_run { None } else { Some(snap::lock::acquire(&repo, true, "forget", ctx.retry_lock)?) };
+    let (snapshots, _) = repo.snapshots()?;
+    let groups = forget::plan(&snapshots, policy, group_by)?;
+    let removed = if dry_run { 0 } else { forget::remove(&repo, &groups)? };
+    drop(lock);
+    if ctx.json {
+        print_json(&json!({ "groups": groups, "removed": removed, "dry_run": dry_run }))?;
+    } else if !ctx.quiet {
+        for g in &groups {
+            println!("{}", g.key);
+            for d in &g.snapshots {
+                let verdict = if d.keep { format!("keep    ({})", d.reasons.join(", ")) } else { "remove".to_string() };
+                println!("  {} {}  {verdict}", d.id.short(), d.time);
+            }
+        }
+        let to_remove = groups.iter().flat_map(|g| &g.snapshots).filter(|d| !d.keep).count();
+        if dry_run {
+            println!("would remove {to_remove} snapshots (dry run: nothing removed)");
+        } else {
+            println!("removed {removed} snapshots");
+        }
+    }
+    if then_prune && !dry_run {
+        return run_prune(ctx, &prune::PruneOptions { retry_lock: ctx.retry_lock, ..Default::default() });
+    }
+    Ok(Outcome::Done)
+}
+
+fn run_prune(ctx: &Context_, options: &prune::PruneOptions) -> Result<Outcome> {
+    let mut repo = ctx.open()?;
+    let bar = ctx.bar("repacking");
+    let report = prune::run(&mut repo, options, &bar);
+    bar.finish();
+    let report = report?;
+    if ctx.json {
+        return print_json(&report).map(|()| Outcome::Done);
+    }
+    if !ctx.quiet {
+        println!(
+            "{} snapshots use {} blobs; packs: {} kept, {} deleted, {} repacked, {} unindexed leftovers deleted",
+            report.snapshots,
+            report.blobs_used,
+            report.packs_kept,
+            report.packs_deleted,
+            report.packs_repacked,
+            report.unindexed_packs_deleted
+        );
+        let verb = if report.dry_run { "would free" } else { "freed" };
+        println!(
+            "{verb} {} ({} -> {}){}",
+            HumanBytes(report.bytes_freed),
+            HumanBytes(report.bytes_before),
+            HumanBytes(report.bytes_after),
+            if report.dry_run { " (dry run: nothing changed)" } else { "" }
+        );
     }
     Ok(Outcome::Done)
 }

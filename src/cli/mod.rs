@@ -28,6 +28,9 @@ pub struct Cli {
     /// creates the file if it does not exist.
     #[arg(long, global = true, env = "SNAP_KEY_FILE")]
     key_file: Option<PathBuf>,
+    /// Wait up to this many seconds for a conflicting lock (a running prune or backup).
+    #[arg(long, global = true, default_value_t = 0, value_name = "SECONDS")]
+    retry_lock: u64,
     /// Print machine-readable JSON on stdout.
     #[arg(long, global = true)]
     json: bool,
@@ -62,6 +65,9 @@ enum Command {
     Init {
         #[arg(long, value_enum, default_value = "chacha20")]
         encryption: EncryptionChoice,
+        /// Refuse every command that deletes (forget, prune, key remove).
+        #[arg(long)]
+        append_only: bool,
         #[command(flatten)]
         kdf: KdfArgs,
     },
@@ -113,8 +119,52 @@ enum Command {
     },
     /// Show files added, removed and changed between two snapshots.
     Diff { first: String, second: String },
-    /// Sizes, deduplication and compression ratios.
+    /// Sizes, deduplication and compression ratios, and what removing each snapshot would free.
     Stats { snapshot: Option<String> },
+    /// Remove snapshots by a retention policy (and with --prune, the data they alone used).
+    Forget {
+        #[arg(long)]
+        keep_last: Option<usize>,
+        #[arg(long)]
+        keep_hourly: Option<usize>,
+        #[arg(long)]
+        keep_daily: Option<usize>,
+        #[arg(long)]
+        keep_weekly: Option<usize>,
+        #[arg(long)]
+        keep_monthly: Option<usize>,
+        #[arg(long)]
+        keep_yearly: Option<usize>,
+        /// Keep every snapshot within this long of the group's newest, e.g. 30d, 12h, 1y6m.
+        #[arg(long)]
+        keep_within: Option<String>,
+        /// Keep snapshots with this tag (repeatable).
+        #[arg(long)]
+        keep_tag: Vec<String>,
+        /// Judge snapshots in groups of equal host, paths and/or tags.
+        #[arg(long, default_value = "host,paths")]
+        group_by: String,
+        /// Show what would be kept and why; remove nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Prune right after forgetting.
+        #[arg(long)]
+        prune: bool,
+    },
+    /// Remove data that no snapshot references.
+    Prune {
+        /// Show the plan and the space it would free; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Repack packs with at least this percentage unused.
+        #[arg(long, default_value_t = 20.0)]
+        repack_threshold: f64,
+    },
+    /// Turn append-only mode on or off for an existing repository.
+    AppendOnly {
+        #[arg(value_parser = ["on", "off"])]
+        mode: String,
+    },
     /// Manage the passwords (key slots) that open the repository.
     Key {
         #[command(subcommand)]

@@ -37,6 +37,7 @@ pub mod aad {
     pub const INDEX: &[u8] = b"snap1/index";
     pub const SNAPSHOT: &[u8] = b"snap1/snapshot";
     pub const KEY: &[u8] = b"snap1/key";
+    pub const LOCK: &[u8] = b"snap1/lock";
 }
 
 /// The repository's master secret.

@@ -30,6 +30,9 @@ pub struct Config {
     /// Packs are closed once they reach this many bytes.
     pub pack_size: u64,
     pub created: String,
+    /// When true, snap refuses every command that deletes (format-spec/README.md).
+    #[serde(default)]
+    pub append_only: bool,
 }
 
 pub const CHUNKER_V1: &str = "fastcdc2020-snap-v1";
@@ -89,6 +92,7 @@ mod tests {
             chunker: CHUNKER_V1.into(),
             pack_size: DEFAULT_PACK_SIZE,
             created: "2026-01-01T00:00:00Z".into(),
+            append_only: false,
         }
     }
 

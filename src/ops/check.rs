@@ -14,7 +14,7 @@ use super::Progress;
 use super::walk::walk;
 use crate::error::Error;
 use crate::format::index::PackContents;
-use crate::format::pack::{self, BlobEntry, TRAILER_LEN};
+use crate::format::pack::TRAILER_LEN;
 use crate::format::tree::NodeContent;
 use crate::id::Id;
 use crate::repo::Repository;
@@ -22,6 +22,7 @@ use crate::store::FileKind;
 
 #[derive(Debug, Clone, Default)]
 pub struct CheckOptions {
+    pub retry_lock: std::time::Duration,
     pub read_data: bool,
     /// Share of packs to read (0 < share <= 1); `None` reads all when `read_data`.
     pub subset: Option<f64>,
@@ -63,6 +64,7 @@ pub fn run(
     options: &CheckOptions,
     progress: &dyn Progress,
 ) -> crate::error::Result<CheckReport> {
+    let _lock = crate::lock::acquire_for_reading(repo, "check", options.retry_lock)?;
     let mut report = CheckReport::default();
     let load = repo.load_index()?;
     for (name, e) in load.damaged {
@@ -228,7 +230,7 @@ const WINDOW: u64 = 1 << 20;
 fn read_pack(repo: &Repository, pc: &PackContents, size: u64) -> (Vec<(Option<Id>, String)>, usize) {
     let name = pc.pack.to_hex();
     let mut issues = Vec::new();
-    match read_header(repo, &name, size) {
+    match repo.read_pack_header(&name, size) {
         Ok(mut header) => {
             header.sort_by_key(|b| b.offset);
             if header != pc.blobs {
@@ -280,20 +282,4 @@ fn read_pack(repo: &Repository, pc: &PackContents, size: u64) -> (Vec<(Option<Id
         issues.push((None, "content does not match its name".into()));
     }
     (issues, verified)
-}
-
-/// Reads and decodes a pack's header with two ranged reads (trailer, then header).
-pub fn read_header(repo: &Repository, name: &str, size: u64) -> crate::error::Result<Vec<BlobEntry>> {
-    let corrupt = |reason: String| Error::corrupt("pack", name, reason);
-    if size < TRAILER_LEN as u64 {
-        return Err(corrupt("shorter than its trailer".into()));
-    }
-    let trailer = repo.backend().read_range(FileKind::Pack, name, size - TRAILER_LEN as u64, TRAILER_LEN as u64)?;
-    let header_len = u64::from(pack::decode_trailer(&trailer, size).map_err(|e| corrupt(e.0))?);
-    let blob_area = size - TRAILER_LEN as u64 - header_len;
-    let sealed = repo.backend().read_range(FileKind::Pack, name, blob_area, header_len)?;
-    let plain = repo.keys().open(crate::crypto::aad::PACK_HEADER, &sealed, "pack", &|| name.to_string())?;
-    let entries = pack::decode_header(&plain).map_err(|e| corrupt(e.0))?;
-    pack::check_bounds(&entries, blob_area).map_err(|e| corrupt(e.0))?;
-    Ok(entries)
 }

@@ -40,12 +40,16 @@ pub struct CreateOptions {
     /// A snapshot to compare against instead of the latest one of the same host and paths.
     pub parent: Option<String>,
     pub compression_level: i32,
+    /// How long to wait for a conflicting lock (a running prune) to go away.
+    pub retry_lock: std::time::Duration,
 }
 
 pub struct CreateOutcome {
     pub id: Id,
     pub snapshot: Snapshot,
     pub files_moved: u64,
+    /// Packs an interrupted earlier backup left unindexed, now indexed and reused.
+    pub recovered_packs: usize,
 }
 
 /// Bytes at each end of a file that its fingerprint covers.
@@ -309,7 +313,10 @@ impl Store<'_, '_> {
     }
 }
 
-pub fn run(repo: &Repository, options: &CreateOptions, progress: &dyn Progress) -> Result<CreateOutcome> {
+pub fn run(repo: &mut Repository, options: &CreateOptions, progress: &dyn Progress) -> Result<CreateOutcome> {
+    let lock = crate::lock::acquire(repo, false, "create", options.retry_lock)?;
+    let recovered_packs = repo.recover_unindexed_packs()?;
+    let repo = &*repo;
     let started_at = crate::clock::now_rfc3339();
     let clock = Instant::now();
     let hostname = options.hostname.clone().unwrap_or_else(crate::clock::hostname);
@@ -401,8 +408,15 @@ pub fn run(repo: &Repository, options: &CreateOptions, progress: &dyn Progress) 
         }
     }
 
-    let root = build_tree(&packer, repo.keys(), &roots, &contents, &mut summary.dirs)?;
+    let mut trees = Vec::new();
+    let root = build_tree(&packer, repo.keys(), &roots, &contents, &mut summary.dirs, &mut trees)?;
     let stats = packer.finish()?;
+    if lock.was_ever_stale() {
+        // Our lock lapsed (the machine slept?): a prune may have run. Commit only if every
+        // blob this snapshot names still exists.
+        let chunks = contents.iter().flatten().flat_map(|c| c.chunks.iter());
+        verify_still_present(repo, chunks.chain(trees.iter()), &packer.written())?;
+    }
     summary.data_added = stats.raw_bytes;
     summary.data_added_stored = stats.stored_bytes;
     summary.blobs_added = stats.blobs;
@@ -422,7 +436,8 @@ pub fn run(repo: &Repository, options: &CreateOptions, progress: &dyn Progress) 
         skipped,
     };
     let id = repo.save_snapshot(&snapshot)?;
-    Ok(CreateOutcome { id, snapshot, files_moved })
+    drop(lock);
+    Ok(CreateOutcome { id, snapshot, files_moved, recovered_packs })
 }
 
 /// Absolute source paths with the name each gets in the snapshot; names must be unique.
@@ -493,6 +508,24 @@ fn load_parent<'r>(repo: &'r Repository, tree: Option<&Id>) -> Parent<'r> {
     parent
 }
 
+fn verify_still_present<'a>(
+    repo: &Repository,
+    ids: impl Iterator<Item = &'a Id>,
+    written: &[crate::format::index::PackContents],
+) -> Result<()> {
+    let packs = repo.pack_sizes()?;
+    let new: std::collections::HashSet<Id> = written.iter().flat_map(|p| p.blobs.iter().map(|b| b.id)).collect();
+    for id in ids {
+        let present = new.contains(id) || repo.index().lookup(id).is_some_and(|l| packs.contains_key(&l.pack));
+        if !present {
+            return Err(Error::InvalidArgument(
+                "this backup was paused longer than its lock lasts and data it relied on was pruned meanwhile; no snapshot was written: run it again".into(),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Builds and stores the tree of `entries`, bottom-up; returns its id.
 fn build_tree(
     packer: &Packer,
@@ -500,6 +533,7 @@ fn build_tree(
     entries: &[ScanEntry],
     contents: &[Option<FileContent>],
     dirs: &mut u64,
+    trees: &mut Vec<Id>,
 ) -> Result<Id> {
     let mut nodes = Vec::with_capacity(entries.len());
     for e in entries {
@@ -509,7 +543,7 @@ fn build_tree(
                 None => continue,
             },
             ScanKind::Dir(children) => {
-                NodeContent::Dir { subtree: build_tree(packer, keys, children, contents, dirs)? }
+                NodeContent::Dir { subtree: build_tree(packer, keys, children, contents, dirs, trees)? }
             }
             ScanKind::Symlink(target) => NodeContent::Symlink { target: target.clone() },
         };
@@ -528,5 +562,6 @@ fn build_tree(
     let bytes = tree::encode(&nodes);
     let id = keys.blob_id(&bytes);
     packer.add(BlobKind::Tree, id, &bytes)?;
+    trees.push(id);
     Ok(id)
 }

@@ -4,7 +4,9 @@
 pub mod check;
 pub mod create;
 pub mod filter;
+pub mod forget;
 pub mod inspect;
+pub mod prune;
 pub mod restore;
 pub mod walk;
 

@@ -33,6 +33,8 @@ pub struct RestoreOptions {
     pub target: PathBuf,
     pub includes: Vec<String>,
     pub excludes: Vec<String>,
+    /// How long to wait for a conflicting lock (a running prune) to go away.
+    pub retry_lock: std::time::Duration,
 }
 
 #[derive(Debug, Default)]
@@ -132,6 +134,7 @@ impl Planner<'_> {
 }
 
 pub fn run(repo: &Repository, tree: &Id, options: &RestoreOptions, progress: &dyn Progress) -> Result<RestoreSummary> {
+    let _lock = crate::lock::acquire_for_reading(repo, "restore", options.retry_lock)?;
     let mut planner = Planner {
         repo,
         includes: PathFilter::new(&options.includes)?,

@@ -17,7 +17,7 @@ pub struct LocalBackend {
     root: PathBuf,
 }
 
-const DIRS: [&str; 5] = ["keys", "snapshots", "index", "data", "tmp"];
+const DIRS: [&str; 6] = ["keys", "snapshots", "index", "data", "locks", "tmp"];
 
 impl LocalBackend {
     pub fn new(root: PathBuf) -> Self {
@@ -31,6 +31,7 @@ impl LocalBackend {
             FileKind::Pack => self.root.join("data"),
             FileKind::Index => self.root.join("index"),
             FileKind::Snapshot => self.root.join("snapshots"),
+            FileKind::Lock => self.root.join("locks"),
         }
     }
 
@@ -60,7 +61,7 @@ impl LocalBackend {
     fn place(&self, kind: FileKind, name: &str, file: SpoolFile) -> Result<()> {
         let final_path = self.path(kind, name);
         let parent = final_path.parent().unwrap_or(&self.root).to_path_buf();
-        if kind == FileKind::Pack {
+        if kind != FileKind::Config && !parent.is_dir() {
             fs::create_dir_all(&parent).map_err(|e| Self::storage_error("create folder for", kind, name, e))?;
         }
         file.as_file().sync_all().map_err(|e| Self::storage_error("sync", kind, name, e))?;
@@ -161,6 +162,9 @@ impl Backend for LocalBackend {
     fn list(&self, kind: FileKind) -> Result<Vec<(String, u64)>> {
         let dir = self.dir(kind);
         let mut out = Vec::new();
+        if !dir.exists() {
+            return Ok(out); // a folder git or a copy left out: nothing of this kind yet
+        }
         let mut dirs = vec![dir.clone()];
         if kind == FileKind::Pack {
             dirs = match fs::read_dir(&dir) {
@@ -186,6 +190,28 @@ impl Backend for LocalBackend {
     fn remove(&self, kind: FileKind, name: &str) -> Result<()> {
         Self::check_name(kind, name)?;
         fs::remove_file(self.path(kind, name)).map_err(|e| Self::storage_error("remove", kind, name, e))
+    }
+
+    fn replace(&self, kind: FileKind, name: &str, data: &[u8]) -> Result<()> {
+        Self::check_name(kind, name)?;
+        let mut file = self.spool()?;
+        file.write_all(data).map_err(|e| Self::storage_error("write", kind, name, e))?;
+        file.as_file().sync_all().map_err(|e| Self::storage_error("sync", kind, name, e))?;
+        let path = self.path(kind, name);
+        file.persist(&path).map_err(|e| Self::storage_error("replace", kind, name, e.error))?;
+        sync_dir(path.parent().unwrap_or(&self.root)).map_err(|e| Self::storage_error("sync folder of", kind, name, e))
+    }
+
+    fn clean_scratch(&self) -> Result<usize> {
+        let tmp = self.root.join("tmp");
+        let Ok(entries) = fs::read_dir(&tmp) else { return Ok(0) };
+        let mut removed = 0;
+        for entry in entries.flatten() {
+            if entry.file_name().to_string_lossy().starts_with("spool-") && fs::remove_file(entry.path()).is_ok() {
+                removed += 1;
+            }
+        }
+        Ok(removed)
     }
 
     fn local_root(&self) -> Option<PathBuf> {

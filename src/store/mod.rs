@@ -19,6 +19,7 @@ pub enum FileKind {
     Pack,
     Index,
     Snapshot,
+    Lock,
 }
 
 impl FileKind {
@@ -29,6 +30,7 @@ impl FileKind {
             FileKind::Pack => "pack",
             FileKind::Index => "index file",
             FileKind::Snapshot => "snapshot",
+            FileKind::Lock => "lock",
         }
     }
 }
@@ -55,6 +57,13 @@ pub trait Backend: Send + Sync {
     /// Names and sizes of all files of a kind, in no particular order.
     fn list(&self, kind: FileKind) -> Result<Vec<(String, u64)>>;
     fn remove(&self, kind: FileKind, name: &str) -> Result<()>;
+    /// Replaces a file atomically. Only `config` is ever replaced (turning append-only mode
+    /// on or off); every other file is write-once.
+    fn replace(&self, kind: FileKind, name: &str, data: &[u8]) -> Result<()>;
+    /// Removes scratch files that interrupted writers left (only while no writer runs).
+    fn clean_scratch(&self) -> Result<usize> {
+        Ok(0)
+    }
     /// Local folder behind the repository, if any (used only for messages and tests).
     fn local_root(&self) -> Option<PathBuf> {
         None
