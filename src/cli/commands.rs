@@ -396,13 +396,21 @@ fn diff(ctx: &Context_, first: &str, second: &str) -> Result<Outcome> {
 fn stats(ctx: &Context_, spec: Option<&str>) -> Result<Outcome> {
     let repo = ctx.open_indexed()?;
     let (all, _) = repo.snapshots()?;
+    // What each snapshot alone holds is judged against all of them, whichever are shown.
+    let freed = prune::exclusive_bytes(&repo, &all);
     let chosen = match spec {
         Some(spec) => vec![repo.find_snapshot(spec)?],
         None => all,
     };
     let s = inspect::stats(&repo, &chosen)?;
+    let per_snapshot: Vec<_> = chosen
+        .iter()
+        .map(|(id, snap)| json!({"id": id, "time": snap.time, "freed_if_removed": freed.get(id).copied().unwrap_or(0)}))
+        .collect();
     if ctx.json {
-        return print_json(&s).map(|()| Outcome::Done);
+        let mut value = serde_json::to_value(&s)?;
+        value["snapshots_detail"] = json!(per_snapshot);
+        return print_json(&value).map(|()| Outcome::Done);
     }
     println!("snapshots:              {}", s.snapshots);
     println!("logical size:           {}", HumanBytes(s.logical_bytes));
@@ -411,6 +419,10 @@ fn stats(ctx: &Context_, spec: Option<&str>) -> Result<Outcome> {
     println!("repository packs:       {} in {} packs", HumanBytes(s.pack_bytes), s.packs);
     println!("deduplication ratio:    {:.2}", s.dedup_ratio);
     println!("compression ratio:      {:.2}", s.compression_ratio);
+    println!("\nspace that removing each snapshot (and pruning) would free:");
+    for (id, snap) in &chosen {
+        println!("  {} {}  {}", id.short(), snap.time, HumanBytes(freed.get(id).copied().unwrap_or(0)));
+    }
     Ok(Outcome::Done)
 }
 
