@@ -322,6 +322,28 @@ fn append_only_refuses_every_deletion_until_turned_off() {
         assert_eq!(out.status.code(), Some(1), "{args:?}");
         assert!(String::from_utf8_lossy(&out.stderr).contains("append-only"), "{}", describe(&out));
     }
+    let pw = env.path("new-pw");
+    fs::write(&pw, "another password").unwrap();
+    env.ok(&[
+        "key",
+        "add",
+        "--new-password-file",
+        pw.to_str().unwrap(),
+        "--kdf-memory-kib",
+        "1024",
+        "--kdf-iterations",
+        "1",
+    ]);
+    let keys = env.json(&["key", "list"]);
+    let other =
+        keys.as_array().unwrap().iter().find(|k| k["current"] == false).unwrap()["id"].as_str().unwrap().to_string();
+    for args in
+        [vec!["key", "remove", &other[..12]], vec!["key", "passwd", "--new-password-file", pw.to_str().unwrap()]]
+    {
+        let out = env.run(&args);
+        assert!(String::from_utf8_lossy(&out.stderr).contains("append-only"), "{args:?}: {}", describe(&out));
+    }
+    assert_eq!(env.json(&["key", "list"]).as_array().unwrap().len(), 2, "no key was removed");
     assert_eq!(ids(&env).len(), 2);
     env.ok(&["prune", "--dry-run"]);
     env.ok(&["append-only", "off"]);

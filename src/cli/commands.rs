@@ -467,6 +467,9 @@ fn key(ctx: &Context_, action: KeyAction) -> Result<Outcome> {
                     "the repository was opened with a key file: use `snap key add` and `snap key remove` to replace it"
                 );
             }
+            if repo.config().append_only {
+                return Err(Error::AppendOnly("changing the password (it removes the old key)").into());
+            }
             let pw = password::new_from(new_password_file.as_deref(), "New password")?;
             let name = repo.add_key(&Credential::Password(pw), kdf(&k))?;
             let old = repo.key_name().map(str::to_string).ok_or_else(|| anyhow!("the repository is not encrypted"))?;
