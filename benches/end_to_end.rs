@@ -14,7 +14,7 @@ use snap::store::open_backend;
 const FAST_KDF: KdfParams = KdfParams { memory_kib: 1024, iterations: 1, parallelism: 1 };
 
 fn new_repo(dir: &std::path::Path) -> Repository {
-    let backend = open_backend(dir.to_str().unwrap_or_default()).expect("backend");
+    let backend = open_backend(dir.to_str().unwrap_or_default(), &Default::default()).expect("backend");
     Repository::init(
         backend,
         Some(&snap::crypto::keyfile::Credential::password("bench")),

@@ -15,7 +15,7 @@
 //! use snap::store::open_backend;
 //! # fn main() -> snap::error::Result<()> {
 //! let options = InitOptions { encryption: false, kdf: Default::default(), append_only: false };
-//! let repo = Repository::init(open_backend("/tmp/repo")?, None, &options)?;
+//! let repo = Repository::init(open_backend("/tmp/repo", &Default::default())?, None, &options)?;
 //! # Ok(()) }
 //! ```
 

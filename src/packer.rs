@@ -176,13 +176,15 @@ impl<'r> Packer<'r> {
             if unindexed.len() >= PACKS_PER_INDEX_FILE { std::mem::take(&mut *unindexed) } else { Vec::new() }
         };
         if !batch.is_empty() {
+            // The index may only name packs that are stored (uploads can still be running).
+            self.repo.backend().flush()?;
             self.repo.save_index(&batch)?;
         }
         Ok(())
     }
 
-    /// Finishes the open pack and writes the index for every pack not yet indexed. After this
-    /// returns, everything added is durable and findable.
+    /// Finishes the open packs, waits for their uploads, and writes the index for every pack not
+    /// yet indexed. After this returns, everything added is durable and findable.
     pub fn finish(&self) -> Result<PackerStats> {
         for slot in self.open.iter().flatten() {
             let open = slot.lock().map_err(|_| poisoned())?.take();
@@ -190,6 +192,7 @@ impl<'r> Packer<'r> {
                 self.finish_pack(open)?;
             }
         }
+        self.repo.backend().flush()?;
         let rest = std::mem::take(&mut *self.unindexed.lock().map_err(|_| poisoned())?);
         if !rest.is_empty() {
             self.repo.save_index(&rest)?;

@@ -287,12 +287,11 @@ impl Repository {
 
     pub fn read_blob(&self, id: &Id) -> Result<Vec<u8>> {
         let loc = self.index.lookup(id).ok_or_else(|| Error::Missing { kind: "blob", name: id.to_hex() })?;
-        let stored = self.backend.read_range(
-            FileKind::Pack,
-            &loc.pack.to_hex(),
-            u64::from(loc.entry.offset),
-            u64::from(loc.entry.stored_len),
-        )?;
+        let (pack, offset, len) = (loc.pack.to_hex(), u64::from(loc.entry.offset), u64::from(loc.entry.stored_len));
+        let stored = match loc.entry.kind {
+            BlobKind::Tree => self.backend.read_range_hot(FileKind::Pack, &pack, offset, len)?,
+            BlobKind::Data => self.backend.read_range(FileKind::Pack, &pack, offset, len)?,
+        };
         self.decode_blob(&loc.entry, &stored)
     }
 

@@ -9,9 +9,7 @@ fn summary(v: &serde_json::Value) -> &serde_json::Value {
     &v["snapshot"]["summary"]
 }
 
-#[test]
-fn encrypted_backup_restores_byte_exact_with_mtimes() {
-    let env = Env::new();
+fn encrypted_backup_restores_byte_exact_with_mtimes(env: Env) {
     env.init();
     let src = env.phone();
     std::os::unix::fs::symlink("DCIM/Camera", src.join("camera-link")).unwrap();
@@ -32,9 +30,7 @@ fn encrypted_backup_restores_byte_exact_with_mtimes() {
     assert_same_tree(&src, &out);
 }
 
-#[test]
-fn unencrypted_repository_round_trips() {
-    let env = Env::new();
+fn unencrypted_repository_round_trips(env: Env) {
     env.init_unencrypted();
     let src = env.phone();
     env.ok(&["create", src.to_str().unwrap()]);
@@ -44,9 +40,7 @@ fn unencrypted_repository_round_trips() {
     env.ok(&["check", "--read-data"]);
 }
 
-#[test]
-fn second_backup_of_unchanged_folder_reads_and_adds_nothing() {
-    let env = Env::new();
+fn second_backup_of_unchanged_folder_reads_and_adds_nothing(env: Env) {
     env.init();
     let src = env.phone();
     env.ok(&["create", src.to_str().unwrap()]);
@@ -59,9 +53,7 @@ fn second_backup_of_unchanged_folder_reads_and_adds_nothing() {
     assert!(second["snapshot"]["parent"].is_string(), "the first snapshot is the parent");
 }
 
-#[test]
-fn recopied_folder_with_new_inodes_is_not_read_again() {
-    let env = Env::new();
+fn recopied_folder_with_new_inodes_is_not_read_again(env: Env) {
     env.init();
     let src = env.phone();
     env.ok(&["create", src.to_str().unwrap()]);
@@ -79,9 +71,7 @@ fn recopied_folder_with_new_inodes_is_not_read_again() {
     assert_eq!(s["files_unchanged"], s["total_files"]);
 }
 
-#[test]
-fn a_days_growth_costs_about_the_new_data() {
-    let env = Env::new();
+fn a_days_growth_costs_about_the_new_data(env: Env) {
     env.init();
     let src = env.phone();
     let spec = phone::PhoneSpec::small();
@@ -105,9 +95,7 @@ fn a_days_growth_costs_about_the_new_data() {
     assert_same_tree(&src, &out);
 }
 
-#[test]
-fn selective_restore_by_glob_and_folder() {
-    let env = Env::new();
+fn selective_restore_by_glob_and_folder(env: Env) {
     env.init();
     let src = env.phone();
     env.ok(&["create", src.to_str().unwrap()]);
@@ -149,9 +137,7 @@ fn several_folders_appear_under_their_own_names() {
     assert_same_tree(&src.join("Backups"), &out.join("Backups"));
 }
 
-#[test]
-fn restore_continues_and_skips_identical_files() {
-    let env = Env::new();
+fn restore_continues_and_skips_identical_files(env: Env) {
     env.init();
     let src = env.phone();
     env.ok(&["create", src.to_str().unwrap()]);
@@ -166,9 +152,7 @@ fn restore_continues_and_skips_identical_files() {
     assert_same_tree(&src, &out);
 }
 
-#[test]
-fn snapshots_json_ids_prefixes_and_latest() {
-    let env = Env::new();
+fn snapshots_json_ids_prefixes_and_latest(env: Env) {
     env.init();
     let src = env.phone();
     env.ok(&["create", "--tag", "weekly", "--host", "pixel", src.to_str().unwrap()]);
@@ -222,9 +206,7 @@ fn create_excludes_patterns_and_honours_explicit_parent() {
     assert_eq!(third["snapshot"]["parent"].as_str(), Some(id));
 }
 
-#[test]
-fn check_reads_a_subset_and_reports_json() {
-    let env = Env::new();
+fn check_reads_a_subset_and_reports_json(env: Env) {
     env.init();
     let src = env.phone();
     env.ok(&["create", src.to_str().unwrap()]);
@@ -258,3 +240,15 @@ fn repository_inside_the_source_is_not_backed_up_and_trailing_slash_finds_parent
     let listing = env.snap().env("SNAP_REPOSITORY", &inner_repo).args(["ls", "latest"]).output().unwrap();
     assert!(!String::from_utf8_lossy(&listing.stdout).contains("backup-repo"));
 }
+
+crate::on_every_backend!(
+    encrypted_backup_restores_byte_exact_with_mtimes,
+    unencrypted_repository_round_trips,
+    second_backup_of_unchanged_folder_reads_and_adds_nothing,
+    recopied_folder_with_new_inodes_is_not_read_again,
+    a_days_growth_costs_about_the_new_data,
+    selective_restore_by_glob_and_folder,
+    restore_continues_and_skips_identical_files,
+    snapshots_json_ids_prefixes_and_latest,
+    check_reads_a_subset_and_reports_json,
+);

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{Env, assert_same_tree, describe, du, phone};
+use common::{Env, assert_same_tree, describe, phone};
 use std::fs;
 use std::path::Path;
 use std::process::Command;
@@ -13,7 +13,7 @@ use snap::crypto::keyfile::Credential;
 use snap::repo::Repository;
 
 fn open(env: &Env) -> Repository {
-    let backend = snap::store::open_backend(env.repo.to_str().unwrap()).unwrap();
+    let backend = snap::store::open_backend(env.repo.to_str().unwrap(), &Default::default()).unwrap();
     Repository::open(backend, &mut || Ok(Credential::password(common::PASSWORD))).unwrap()
 }
 
@@ -27,9 +27,7 @@ fn random_file(path: &Path, bytes: usize, seed: u64) {
     fs::write(path, data).unwrap();
 }
 
-#[test]
-fn forget_keeps_by_policy_newest_and_tags_and_dry_run_changes_nothing() {
-    let env = Env::new();
+fn forget_keeps_by_policy_newest_and_tags_and_dry_run_changes_nothing(env: Env) {
     env.init();
     let src = env.path("src");
     fs::create_dir_all(&src).unwrap();
@@ -52,9 +50,7 @@ fn forget_keeps_by_policy_newest_and_tags_and_dry_run_changes_nothing() {
     assert!(!out.status.success(), "no policy: refuse");
 }
 
-#[test]
-fn prune_frees_unreferenced_data_and_everything_left_restores() {
-    let env = Env::new();
+fn prune_frees_unreferenced_data_and_everything_left_restores(env: Env) {
     env.init();
     let src = env.path("src");
     fs::create_dir_all(&src).unwrap();
@@ -64,18 +60,18 @@ fn prune_frees_unreferenced_data_and_everything_left_restores() {
     fs::remove_file(src.join("old.bin")).unwrap();
     random_file(&src.join("new.bin"), 2_000_000, 3);
     env.ok(&["create", src.to_str().unwrap()]);
-    let before = du(&env.repo.join("data"));
+    let before = env.pack_bytes();
 
     env.ok(&["forget", "--keep-last", "1"]);
     let plan = env.json(&["prune", "--dry-run"]);
     assert!(plan["bytes_freed"].as_u64().unwrap() >= 4_900_000, "{plan}");
-    assert_eq!(du(&env.repo.join("data")), before, "dry run changes nothing");
+    assert_eq!(env.pack_bytes(), before, "dry run changes nothing");
     let stats = env.json(&["stats"]);
     let freed = stats["snapshots_detail"][0]["freed_if_removed"].as_u64().unwrap();
     assert!(freed >= 4_900_000, "the only snapshot alone holds everything: {stats}");
 
     let report = env.json(&["prune"]);
-    let after = du(&env.repo.join("data"));
+    let after = env.pack_bytes();
     assert!(before - after >= 4_900_000, "freed {} bytes: {report}", before - after);
     assert!(report["packs_repacked"].as_u64().unwrap() + report["packs_deleted"].as_u64().unwrap() >= 1);
     env.ok(&["check", "--read-data"]);
@@ -84,9 +80,7 @@ fn prune_frees_unreferenced_data_and_everything_left_restores() {
     assert_same_tree(&src, &out);
 }
 
-#[test]
-fn two_creates_at_once_both_succeed_and_restore() {
-    let env = Env::new();
+fn two_creates_at_once_both_succeed_and_restore(env: Env) {
     env.init();
     let a = env.path("a");
     let b = env.path("b");
@@ -176,16 +170,14 @@ fn kill_after(mut cmd: Command, delay: Duration) -> bool {
     true
 }
 
-#[test]
-fn sigkill_during_create_loses_nothing_and_nothing_is_stored_twice() {
-    let env = Env::new();
+fn sigkill_during_create_loses_nothing_and_nothing_is_stored_twice(env: Env) {
     env.init();
     let src = env.phone();
     env.ok(&["create", src.to_str().unwrap()]);
     let first = ids(&env)[0].clone();
     let original = env.path("original");
     assert!(Command::new("cp").arg("-a").arg(&src).arg(&original).status().unwrap().success());
-    let base = du(&env.repo.join("data"));
+    let base = env.pack_bytes();
     let mut new_bytes = 0;
     let mut clock = KillClock::new(2024, 120.0);
     let mut killed = 0;
@@ -210,7 +202,7 @@ fn sigkill_during_create_loses_nothing_and_nothing_is_stored_twice() {
     assert!(killed >= 3, "the harness must actually interrupt backups ({killed} kills)");
     env.ok(&["create", src.to_str().unwrap()]);
     env.ok(&["check", "--read-data"]);
-    let grown = du(&env.repo.join("data")) - base;
+    let grown = env.pack_bytes() - base;
     assert!(
         grown <= new_bytes as u64 + 3_000_000,
         "the repository grew by {grown} bytes for {new_bytes} new bytes: data was stored twice"
@@ -308,9 +300,7 @@ fn running_as_root() -> bool {
     Command::new("id").arg("-u").output().map(|o| o.stdout.starts_with(b"0\n")).unwrap_or(false)
 }
 
-#[test]
-fn append_only_refuses_every_deletion_until_turned_off() {
-    let env = Env::new();
+fn append_only_refuses_every_deletion_until_turned_off(env: Env) {
     env.ok(&["init", "--append-only", "--kdf-memory-kib", "1024", "--kdf-iterations", "1"]);
     let src = env.path("src");
     fs::create_dir_all(&src).unwrap();
@@ -352,3 +342,11 @@ fn append_only_refuses_every_deletion_until_turned_off() {
     env.ok(&["append-only", "on"]);
     assert!(!env.run(&["prune"]).status.success());
 }
+
+crate::on_every_backend!(
+    forget_keeps_by_policy_newest_and_tags_and_dry_run_changes_nothing,
+    prune_frees_unreferenced_data_and_everything_left_restores,
+    two_creates_at_once_both_succeed_and_restore,
+    sigkill_during_create_loses_nothing_and_nothing_is_stored_twice,
+    append_only_refuses_every_deletion_until_turned_off,
+);

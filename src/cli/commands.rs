@@ -11,11 +11,12 @@ use snap::crypto::keyfile::{Credential, KdfParams};
 use snap::error::Error;
 use snap::ops::{check, create, forget, inspect, prune, restore};
 use snap::repo::{InitOptions, Repository};
-use snap::store::open_backend;
+use snap::store::{StoreOptions, open_backend};
 
 struct Context_ {
     retry_lock: std::time::Duration,
     repo: Option<String>,
+    store: StoreOptions,
     password: PasswordSource,
     json: bool,
     quiet: bool,
@@ -27,8 +28,17 @@ impl Context_ {
     }
 
     fn open(&self) -> Result<Repository> {
+        self.open_with(&self.store)
+    }
+
+    /// Opens the repository itself, never a cached copy of its files (for `check`).
+    fn open_uncached(&self) -> Result<Repository> {
+        self.open_with(&StoreOptions { cache_dir: None, ..self.store.clone() })
+    }
+
+    fn open_with(&self, store: &StoreOptions) -> Result<Repository> {
         let location = self.location()?;
-        let backend = open_backend(location)?;
+        let backend = open_backend(location, store)?;
         let password = &self.password;
         let repo = Repository::open(backend, &mut || {
             password.existing().map_err(|e| Error::InvalidArgument(format!("{e:#}")))
@@ -52,6 +62,15 @@ impl Context_ {
     }
 }
 
+/// `$XDG_CACHE_HOME/snap`, else `~/.cache/snap`; none if neither is known.
+fn default_cache_dir() -> Option<std::path::PathBuf> {
+    let base =
+        std::env::var_os("XDG_CACHE_HOME").filter(|v| !v.is_empty()).map(std::path::PathBuf::from).or_else(|| {
+            std::env::var_os("HOME").filter(|v| !v.is_empty()).map(|h| std::path::PathBuf::from(h).join(".cache"))
+        })?;
+    Some(base.join("snap"))
+}
+
 fn kdf(args: &KdfArgs) -> KdfParams {
     KdfParams { memory_kib: args.kdf_memory_kib, iterations: args.kdf_iterations, parallelism: 1 }
 }
@@ -65,6 +84,10 @@ pub fn run(cli: Cli) -> Result<Outcome> {
     let ctx = Context_ {
         retry_lock: std::time::Duration::from_secs(cli.retry_lock),
         repo: cli.repo,
+        store: StoreOptions {
+            s3: snap::store::s3::S3Options { region: cli.s3_region, virtual_host: cli.s3_virtual_host },
+            cache_dir: if cli.no_cache { None } else { cli.cache_dir.or_else(default_cache_dir) },
+        },
         password: PasswordSource { file: cli.password_file, command: cli.password_command, key_file: cli.key_file },
         json: cli.json,
         quiet: cli.quiet,
@@ -140,7 +163,7 @@ pub fn run(cli: Cli) -> Result<Outcome> {
 
 fn init(ctx: &Context_, encryption: EncryptionChoice, append_only: bool, k: &KdfArgs) -> Result<Outcome> {
     let location = ctx.location()?;
-    let backend = open_backend(location)?;
+    let backend = open_backend(location, &ctx.store)?;
     let encrypted = matches!(encryption, EncryptionChoice::Chacha20);
     let credential = match (&ctx.password.key_file, encrypted) {
         (_, false) => None,
@@ -310,7 +333,7 @@ fn parse_percent(s: &str) -> Result<f64> {
 }
 
 fn run_check(ctx: &Context_, read_data: bool, subset: Option<&str>) -> Result<Outcome> {
-    let mut repo = ctx.open()?;
+    let mut repo = ctx.open_uncached()?;
     let subset = subset.map(parse_percent).transpose()?;
     let options = check::CheckOptions { read_data: read_data || subset.is_some(), subset, retry_lock: ctx.retry_lock };
     let bar = ctx.bar("reading packs");

@@ -15,9 +15,23 @@ use snap::error::Error;
 #[derive(Parser)]
 #[command(name = "snap", version, about = "Deduplicating, encrypted backups of phone galleries and everything else")]
 pub struct Cli {
-    /// Repository location: a folder (or `local:PATH`).
+    /// Repository location: a folder (or `local:PATH`), or `s3:https://host[:port]/bucket/prefix`
+    /// (credentials from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN or AWS_PROFILE).
     #[arg(short, long, global = true, env = "SNAP_REPOSITORY")]
     repo: Option<String>,
+    /// S3 signing region (default: AWS_REGION, AWS_DEFAULT_REGION, then us-east-1).
+    #[arg(long, global = true, env = "SNAP_S3_REGION", value_name = "REGION")]
+    s3_region: Option<String>,
+    /// Address the bucket as `bucket.host` (virtual-host style) instead of `host/bucket`.
+    #[arg(long, global = true, env = "SNAP_S3_VIRTUAL_HOST")]
+    s3_virtual_host: bool,
+    /// Where to cache index files, snapshots and trees of remote repositories
+    /// (default: $XDG_CACHE_HOME/snap or ~/.cache/snap).
+    #[arg(long, global = true, env = "SNAP_CACHE_DIR", value_name = "DIR")]
+    cache_dir: Option<PathBuf>,
+    /// Do not use the local cache of remote repositories.
+    #[arg(long, global = true)]
+    no_cache: bool,
     /// Read the password from this file.
     #[arg(long, global = true, env = "SNAP_PASSWORD_FILE")]
     password_file: Option<PathBuf>,

@@ -25,41 +25,24 @@ impl LocalBackend {
     }
 
     fn dir(&self, kind: FileKind) -> PathBuf {
-        match kind {
-            FileKind::Config => self.root.clone(),
-            FileKind::Key => self.root.join("keys"),
-            FileKind::Pack => self.root.join("data"),
-            FileKind::Index => self.root.join("index"),
-            FileKind::Snapshot => self.root.join("snapshots"),
-            FileKind::Lock => self.root.join("locks"),
-        }
+        self.root.join(super::folder(kind))
     }
 
-    fn path(&self, kind: FileKind, name: &str) -> PathBuf {
-        match kind {
-            FileKind::Pack => self.dir(kind).join(name.get(..2).unwrap_or("__")).join(name),
-            _ => self.dir(kind).join(name),
-        }
+    /// The file's path; fails on a name no repository file can have.
+    fn path(&self, kind: FileKind, name: &str) -> Result<PathBuf> {
+        Ok(self.root.join(super::object_path(kind, name)?))
     }
 
     fn storage_error(op: &'static str, kind: FileKind, name: &str, source: io::Error) -> Error {
         if source.kind() == io::ErrorKind::NotFound && op == "read" {
             return Error::Missing { kind: kind.label(), name: name.to_string() };
         }
-        Error::Storage { op, name: format!("{} {}", kind.label(), name), cause: source }
-    }
-
-    fn check_name(kind: FileKind, name: &str) -> Result<()> {
-        let ok = match kind {
-            FileKind::Config => name == "config",
-            _ => name.len() == 64 && name.bytes().all(|b| b.is_ascii_hexdigit()),
-        };
-        if ok { Ok(()) } else { Err(Error::InvalidArgument(format!("invalid {} name {name:?}", kind.label()))) }
+        Error::Storage { op, name: kind.describe(name), cause: source }
     }
 
     /// Moves a finished scratch file to `final_path` unless a file is already there.
     fn place(&self, kind: FileKind, name: &str, file: SpoolFile) -> Result<()> {
-        let final_path = self.path(kind, name);
+        let final_path = self.path(kind, name)?;
         let parent = final_path.parent().unwrap_or(&self.root).to_path_buf();
         if kind != FileKind::Config && !parent.is_dir() {
             fs::create_dir_all(&parent).map_err(|e| Self::storage_error("create folder for", kind, name, e))?;
@@ -105,18 +88,15 @@ impl Backend for LocalBackend {
     }
 
     fn exists(&self, kind: FileKind, name: &str) -> Result<bool> {
-        Self::check_name(kind, name)?;
-        Ok(self.path(kind, name).exists())
+        Ok(self.path(kind, name)?.exists())
     }
 
     fn read(&self, kind: FileKind, name: &str) -> Result<Vec<u8>> {
-        Self::check_name(kind, name)?;
-        fs::read(self.path(kind, name)).map_err(|e| Self::storage_error("read", kind, name, e))
+        fs::read(self.path(kind, name)?).map_err(|e| Self::storage_error("read", kind, name, e))
     }
 
     fn read_range(&self, kind: FileKind, name: &str, offset: u64, len: u64) -> Result<Vec<u8>> {
-        Self::check_name(kind, name)?;
-        let file = File::open(self.path(kind, name)).map_err(|e| Self::storage_error("read", kind, name, e))?;
+        let file = File::open(self.path(kind, name)?).map_err(|e| Self::storage_error("read", kind, name, e))?;
         let len = usize::try_from(len).map_err(|_| Error::InvalidArgument("range too large".into()))?;
         let mut buf = vec![0u8; len];
         match file.read_exact_at(&mut buf, offset) {
@@ -131,7 +111,7 @@ impl Backend for LocalBackend {
     }
 
     fn write(&self, kind: FileKind, name: &str, data: &[u8]) -> Result<()> {
-        Self::check_name(kind, name)?;
+        self.path(kind, name)?;
         let mut file = self.spool()?;
         file.write_all(data).map_err(|e| Self::storage_error("write", kind, name, e))?;
         self.place(kind, name, file)
@@ -155,7 +135,6 @@ impl Backend for LocalBackend {
     }
 
     fn publish(&self, kind: FileKind, name: &str, file: SpoolFile) -> Result<()> {
-        Self::check_name(kind, name)?;
         self.place(kind, name, file)
     }
 
@@ -177,7 +156,7 @@ impl Backend for LocalBackend {
             for entry in entries {
                 let entry = entry.map_err(|e| Self::storage_error("list", kind, "", e))?;
                 let name = entry.file_name().to_string_lossy().into_owned();
-                if Self::check_name(kind, &name).is_err() {
+                if !super::valid_name(kind, &name) {
                     continue;
                 }
                 let size = entry.metadata().map(|m| m.len()).unwrap_or(0);
@@ -188,16 +167,14 @@ impl Backend for LocalBackend {
     }
 
     fn remove(&self, kind: FileKind, name: &str) -> Result<()> {
-        Self::check_name(kind, name)?;
-        fs::remove_file(self.path(kind, name)).map_err(|e| Self::storage_error("remove", kind, name, e))
+        fs::remove_file(self.path(kind, name)?).map_err(|e| Self::storage_error("remove", kind, name, e))
     }
 
     fn replace(&self, kind: FileKind, name: &str, data: &[u8]) -> Result<()> {
-        Self::check_name(kind, name)?;
+        let path = self.path(kind, name)?;
         let mut file = self.spool()?;
         file.write_all(data).map_err(|e| Self::storage_error("write", kind, name, e))?;
         file.as_file().sync_all().map_err(|e| Self::storage_error("sync", kind, name, e))?;
-        let path = self.path(kind, name);
         file.persist(&path).map_err(|e| Self::storage_error("replace", kind, name, e.error))?;
         sync_dir(path.parent().unwrap_or(&self.root)).map_err(|e| Self::storage_error("sync folder of", kind, name, e))
     }

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod phone;
+pub mod s3;
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -12,17 +13,35 @@ use std::process::{Command, Output};
 
 pub const PASSWORD: &str = "correct horse battery staple";
 
-/// A scratch folder holding a repository (`repo`) and whatever a test puts beside it.
+/// A scratch folder holding a repository (`repo`, unless it lives on an S3 server) and
+/// whatever a test puts beside it.
 pub struct Env {
     pub dir: tempfile::TempDir,
     pub repo: PathBuf,
+    /// What `snap` is given as the repository: `repo`, or an `s3:` location.
+    pub location: String,
+    pub server: Option<s3::S3Server>,
 }
 
 impl Env {
     pub fn new() -> Env {
         let dir = tempfile::tempdir().expect("temp dir");
         let repo = dir.path().join("repo");
-        Env { dir, repo }
+        Env { location: repo.display().to_string(), dir, repo, server: None }
+    }
+
+    /// An environment whose repository is on a test S3 server; `None` if there is no server.
+    pub fn s3() -> Option<Env> {
+        let server = s3::S3Server::start()?;
+        let mut env = Env::new();
+        env.location = server.new_location();
+        env.server = Some(server);
+        Some(env)
+    }
+
+    /// The local cache of a remote repository.
+    pub fn cache_dir(&self) -> PathBuf {
+        self.path("cache")
     }
 
     pub fn path(&self, rel: &str) -> PathBuf {
@@ -37,7 +56,11 @@ impl Env {
                 cmd.env_remove(k);
             }
         }
-        cmd.env("SNAP_REPOSITORY", &self.repo).env("SNAP_PASSWORD", PASSWORD);
+        cmd.env("SNAP_REPOSITORY", &self.location).env("SNAP_PASSWORD", PASSWORD);
+        cmd.env("SNAP_CACHE_DIR", self.cache_dir());
+        if let Some(server) = &self.server {
+            cmd.envs(server.env());
+        }
         cmd
     }
 
@@ -148,4 +171,43 @@ pub fn du(dir: &Path) -> u64 {
         }
     }
     total
+}
+
+impl Env {
+    /// The folder holding the repository's packs, where the test can see it: the local
+    /// repository's, or a local S3 server's copy of the bucket. `None` on an external server.
+    pub fn data_dir(&self) -> Option<PathBuf> {
+        let Some(server) = &self.server else { return Some(self.repo.join("data")) };
+        let prefix = self.location.splitn(5, '/').nth(4)?;
+        Some(server.bucket_dir.as_ref()?.join(prefix).join("data"))
+    }
+}
+
+/// Defines, for each scenario `fn name(env: Env)`, a test `name::local` on a repository folder
+/// and a test `name::s3` on a test S3 server (skipped when there is none; see `s3.rs`).
+#[macro_export]
+macro_rules! on_every_backend {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                #[test]
+                fn local() {
+                    super::$name($crate::common::Env::new())
+                }
+                #[test]
+                fn s3() {
+                    if let Some(env) = $crate::common::Env::s3() {
+                        super::$name(env)
+                    }
+                }
+            }
+        )*
+    };
+}
+
+impl Env {
+    /// Bytes in the repository's pack files, as `snap stats` reports them (any backend).
+    pub fn pack_bytes(&self) -> u64 {
+        self.json(&["stats"])["pack_bytes"].as_u64().expect("stats reports pack_bytes")
+    }
 }

@@ -1,0 +1,148 @@
+#!/usr/bin/env bash
+# Backup and restore over S3 against a local-folder repository, and against restic's and
+# rustic's S3 support, on one S3 server on 127.0.0.1 (s3s-fs, started here) and one generated
+# phone folder. Steps per tool: init, initial backup, unchanged backup, full restore (verified
+# with diff -r), one-folder restore. Each measured step runs ROUNDS times; the table shows the
+# median.
+#
+#   bash benches/compare_s3.sh [small|gigabyte] [ROUNDS]      (default: gigabyte 3)
+#
+# Needs: s3s-fs (cargo install --locked s3s-fs@0.14.1 --features binary); restic and rustic
+# are optional (apt-get install restic; cargo install --locked rustic-rs) and skipped if absent.
+set -euo pipefail
+size="${1:-gigabyte}"
+rounds="${2:-3}"
+cd "$(dirname "$0")/.."
+cargo build --release --quiet --bin snap --example phone_folder
+export PATH="$PWD/target/release:$HOME/.cargo/bin:$PATH"
+gen="$PWD/target/release/examples/phone_folder"
+command -v s3s-fs > /dev/null || { echo "s3s-fs is not installed" >&2; exit 1; }
+work="$(mktemp -d "${TMPDIR:-/tmp}/snap-s3-compare.XXXXXX")"
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+mkdir -p "$work/server/bench"
+s3s-fs --host 127.0.0.1 --port "$port" --access-key BENCHKEY --secret-key BENCHSECRET "$work/server" > /dev/null 2>&1 &
+server=$!
+trap 'kill $server 2>/dev/null; rm -rf "$work"' EXIT
+endpoint="http://127.0.0.1:$port"
+export AWS_ACCESS_KEY_ID=BENCHKEY AWS_SECRET_ACCESS_KEY=BENCHSECRET AWS_DEFAULT_REGION=us-east-1
+export SNAP_PASSWORD=bench RESTIC_PASSWORD=bench RUSTIC_PASSWORD=bench XDG_CACHE_HOME="$work/cache"
+export XDG_CONFIG_HOME="$work/config"
+mkdir -p "$XDG_CONFIG_HOME/rustic"
+cat > "$XDG_CONFIG_HOME/rustic/s3bench.toml" << EOF
+[repository]
+repository = "opendal:s3"
+password = "bench"
+[repository.options]
+endpoint = "$endpoint"
+bucket = "bench"
+root = "/rustic"
+region = "us-east-1"
+access_key_id = "BENCHKEY"
+secret_access_key = "BENCHSECRET"
+EOF
+src="$work/phone"
+"$gen" "$src" "$size" > /dev/null
+results="$work/results.tsv"
+: > "$results"
+
+tools=(snap-local snap-s3)
+for peer in restic rustic; do
+    if command -v $peer > /dev/null; then tools+=("$peer-s3"); else echo "skipped: $peer is not installed"; fi
+done
+
+run() {
+    local tool=$1
+    shift
+    case $tool in
+        snap-local) SNAP_REPOSITORY="$work/repo-local" snap "$@" ;;
+        snap-s3) SNAP_REPOSITORY="s3:$endpoint/bench/snap" snap "$@" ;;
+        restic-s3) restic -r "s3:$endpoint/bench/restic" "$@" ;;
+        rustic-s3) rustic -P s3bench "$@" ;;
+    esac
+}
+
+init() { run "$1" init; }
+backup() { case $1 in snap*) run "$1" create "$src" ;; *) run "$1" backup "$src" ;; esac; }
+restore() {
+    local tool=$1 target=$2 sub=${3:-}
+    case $tool in
+        snap*) run "$tool" restore latest -t "$target" ${sub:+--include "$sub"} ;;
+        restic-s3) run "$tool" restore latest --target "$target" ${sub:+--include "$src/$sub"} ;;
+        rustic-s3) run "$tool" restore "latest:$src${sub:+/$sub}" "$target" ;;
+    esac
+}
+export work endpoint src
+export -f run init backup restore
+restored_root() { case $1 in restic-s3) echo "$2$src" ;; *) echo "$2" ;; esac; }
+
+measure() {
+    local step=$1 tool=$2
+    shift 2
+    sync
+    if ! /usr/bin/time -f "%e %M" -o "$work/time" "$@" > "$work/out" 2> "$work/err"; then
+        echo "FAILED: $tool $step: $(tail -n 3 "$work/err")"
+        return 1
+    fi
+    read -r wall rss < "$work/time"
+    printf '%s\t%s\t%s\t%s\n' "$step" "$tool" "$wall" "$rss" >> "$results"
+}
+
+find "$src" -type f -print0 | xargs -0 cat > /dev/null
+for tool in "${tools[@]}"; do
+    measure init "$tool" bash -c "init $tool"
+done
+for round in $(seq 1 "$rounds"); do
+    for tool in "${tools[@]}"; do
+        # Fresh repository for every initial backup, so each round measures the same work.
+        if [ "$round" -gt 1 ]; then
+            case $tool in
+                snap-local) rm -rf "$work/repo-local" ;;
+                snap-s3) rm -rf "$work/server/bench/snap" ;;
+                restic-s3) rm -rf "$work/server/bench/restic" ;;
+                rustic-s3) rm -rf "$work/server/bench/rustic" ;;
+            esac
+            rm -rf "$XDG_CACHE_HOME"
+            run "$tool" init > /dev/null 2>&1
+        fi
+        measure "initial backup" "$tool" bash -c "backup $tool"
+    done
+done
+for round in $(seq 1 "$rounds"); do
+    for tool in "${tools[@]}"; do
+        measure "unchanged backup" "$tool" bash -c "backup $tool"
+    done
+done
+for round in $(seq 1 "$rounds"); do
+    for tool in "${tools[@]}"; do
+        rm -rf "$work/out"
+        mkdir -p "$work/out"
+        measure "full restore" "$tool" bash -c "restore $tool $work/out"
+        diff -r "$src" "$(restored_root "$tool" "$work/out")" > /dev/null || echo "MISMATCH: $tool restore differs"
+        rm -rf "$work/out"
+        mkdir -p "$work/out"
+        measure "one-folder restore" "$tool" bash -c "restore $tool $work/out DCIM/Camera"
+    done
+done
+rm -rf "$work/out"
+
+python3 - "$results" << 'EOF'
+import statistics, sys
+rows = {}
+for line in open(sys.argv[1]):
+    step, tool, wall, rss = line.rstrip("\n").split("\t")
+    rows.setdefault((step, tool), []).append((float(wall), int(rss)))
+steps = []
+for step, _ in rows:
+    if step not in steps:
+        steps.append(step)
+print("| step | tool | wall s | peak RSS MB | vs snap-local (wall) |")
+print("|---|---|---|---|---|")
+for step in steps:
+    tools = [t for (s, t) in rows if s == step]
+    med = {t: (statistics.median(w for w, _ in rows[(step, t)]), statistics.median(m for _, m in rows[(step, t)])) for t in tools}
+    base = med.get("snap-local", (0, 0))[0]
+    for t in sorted(tools, key=lambda t: med[t][0]):
+        w, m = med[t]
+        ratio = f"{w / base:.2f}x" if base > 0 else ""
+        print(f"| {step} | {t} | {w:.2f} | {m / 1024:.0f} | {ratio} |")
+EOF
