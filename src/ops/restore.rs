@@ -254,6 +254,9 @@ fn restore_symlink(s: &Planned) -> std::result::Result<(), String> {
     Ok(())
 }
 
+/// The most a file's restore reads from a pack at once: neighbouring chunks come in one read.
+const READ_RUN_BYTES: u64 = 8 << 20;
+
 /// Restores one file. `Ok(None)`: it was already there with identical content.
 fn restore_file(
     repo: &Repository,
@@ -281,11 +284,15 @@ fn restore_file(
             .open(&tmp_path)
             .map_err(|e| format!("cannot create: {e}"))?;
         let mut written = 0u64;
-        for chunk in &content.chunks {
-            let data = repo.read_blob(chunk).map_err(|e| e.to_string())?;
-            file.write_all(&data).map_err(|e| format!("cannot write: {e}"))?;
-            written += data.len() as u64;
-            progress.advance(data.len() as u64);
+        let mut next = 0;
+        while next < content.chunks.len() {
+            let run = repo.read_blob_run(&content.chunks[next..], READ_RUN_BYTES).map_err(|e| e.to_string())?;
+            next += run.len();
+            for data in run {
+                file.write_all(&data).map_err(|e| format!("cannot write: {e}"))?;
+                written += data.len() as u64;
+                progress.advance(data.len() as u64);
+            }
         }
         if written != content.size {
             return Err(format!(
