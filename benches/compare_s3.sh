@@ -9,6 +9,8 @@
 #
 # Needs: s3s-fs (cargo install --locked s3s-fs@0.14.1 --features binary); restic and rustic
 # are optional (apt-get install restic; cargo install --locked rustic-rs) and skipped if absent.
+# To use another server instead (Garage, MinIO), set S3_BENCH_ENDPOINT, S3_BENCH_BUCKET (an
+# existing bucket), S3_BENCH_REGION, AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY.
 set -euo pipefail
 size="${1:-gigabyte}"
 rounds="${2:-3}"
@@ -16,30 +18,43 @@ cd "$(dirname "$0")/.."
 cargo build --release --quiet --bin snap --example phone_folder
 export PATH="$PWD/target/release:$HOME/.cargo/bin:$PATH"
 gen="$PWD/target/release/examples/phone_folder"
-command -v s3s-fs > /dev/null || { echo "s3s-fs is not installed" >&2; exit 1; }
 work="$(mktemp -d "${TMPDIR:-/tmp}/snap-s3-compare.XXXXXX")"
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-mkdir -p "$work/server/bench"
-s3s-fs --host 127.0.0.1 --port "$port" --access-key BENCHKEY --secret-key BENCHSECRET "$work/server" > /dev/null 2>&1 &
-server=$!
-trap 'kill $server 2>/dev/null; rm -rf "$work"' EXIT
-endpoint="http://127.0.0.1:$port"
-export AWS_ACCESS_KEY_ID=BENCHKEY AWS_SECRET_ACCESS_KEY=BENCHSECRET AWS_DEFAULT_REGION=us-east-1
+if [ -n "${S3_BENCH_ENDPOINT:-}" ]; then
+    endpoint=$S3_BENCH_ENDPOINT bucket=${S3_BENCH_BUCKET:?} region=${S3_BENCH_REGION:-us-east-1}
+    trap 'rm -rf "$work"' EXIT
+else
+    command -v s3s-fs > /dev/null || { echo "s3s-fs is not installed" >&2; exit 1; }
+    port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+    bucket=bench region=us-east-1
+    mkdir -p "$work/server/$bucket"
+    s3s-fs --host 127.0.0.1 --port "$port" --access-key BENCHKEY --secret-key BENCHSECRET "$work/server" > /dev/null 2>&1 &
+    server=$!
+    trap 'kill $server 2>/dev/null; rm -rf "$work"' EXIT
+    endpoint="http://127.0.0.1:$port"
+    export AWS_ACCESS_KEY_ID=BENCHKEY AWS_SECRET_ACCESS_KEY=BENCHSECRET
+fi
+export AWS_DEFAULT_REGION=$region SNAP_S3_REGION=$region
+# Every round writes fresh repositories below a prefix of its own.
+prefix="b$(date +%s)"
+export round=1
 export SNAP_PASSWORD=bench RESTIC_PASSWORD=bench RUSTIC_PASSWORD=bench XDG_CACHE_HOME="$work/cache"
 export XDG_CONFIG_HOME="$work/config"
 mkdir -p "$XDG_CONFIG_HOME/rustic"
-cat > "$XDG_CONFIG_HOME/rustic/s3bench.toml" << EOF
+rustic_profile() {
+    cat > "$XDG_CONFIG_HOME/rustic/s3bench.toml" << EOF
 [repository]
 repository = "opendal:s3"
 password = "bench"
 [repository.options]
 endpoint = "$endpoint"
-bucket = "bench"
-root = "/rustic"
-region = "us-east-1"
-access_key_id = "BENCHKEY"
-secret_access_key = "BENCHSECRET"
+bucket = "$bucket"
+root = "/$prefix-$round/rustic"
+region = "$region"
+access_key_id = "$AWS_ACCESS_KEY_ID"
+secret_access_key = "$AWS_SECRET_ACCESS_KEY"
 EOF
+}
+rustic_profile
 src="$work/phone"
 "$gen" generate "$src" "$size" > /dev/null
 results="$work/results.tsv"
@@ -54,9 +69,9 @@ run() {
     local tool=$1
     shift
     case $tool in
-        snap-local) SNAP_REPOSITORY="$work/repo-local" snap "$@" ;;
-        snap-s3) SNAP_REPOSITORY="s3:$endpoint/bench/snap" snap "$@" ;;
-        restic-s3) restic -r "s3:$endpoint/bench/restic" "$@" ;;
+        snap-local) SNAP_REPOSITORY="$work/repo-local-$round" snap "$@" ;;
+        snap-s3) SNAP_REPOSITORY="s3:$endpoint/$bucket/$prefix-$round/snap" snap "$@" ;;
+        restic-s3) restic -r "s3:$endpoint/$bucket/$prefix-$round/restic" "$@" ;;
         rustic-s3) rustic -P s3bench "$@" ;;
     esac
 }
@@ -71,7 +86,7 @@ restore() {
         rustic-s3) run "$tool" restore "latest:$src${sub:+/$sub}" "$target" ;;
     esac
 }
-export work endpoint src
+export work endpoint src bucket prefix
 export -f run init backup restore
 restored_root() { case $1 in restic-s3) echo "$2$src" ;; *) echo "$2" ;; esac; }
 
@@ -92,27 +107,23 @@ for tool in "${tools[@]}"; do
     measure init "$tool" bash -c "init $tool"
 done
 for round in $(seq 1 "$rounds"); do
+    rustic_profile
     for tool in "${tools[@]}"; do
-        # Fresh repository for every initial backup, so each round measures the same work.
+        # A fresh repository for every initial backup, so each round measures the same work.
         if [ "$round" -gt 1 ]; then
-            case $tool in
-                snap-local) rm -rf "$work/repo-local" ;;
-                snap-s3) rm -rf "$work/server/bench/snap" ;;
-                restic-s3) rm -rf "$work/server/bench/restic" ;;
-                rustic-s3) rm -rf "$work/server/bench/rustic" ;;
-            esac
             rm -rf "$XDG_CACHE_HOME"
             run "$tool" init > /dev/null 2>&1
         fi
         measure "initial backup" "$tool" bash -c "backup $tool"
     done
 done
-for round in $(seq 1 "$rounds"); do
+# The later steps use the last round's repositories.
+for _ in $(seq 1 "$rounds"); do
     for tool in "${tools[@]}"; do
         measure "unchanged backup" "$tool" bash -c "backup $tool"
     done
 done
-for round in $(seq 1 "$rounds"); do
+for _ in $(seq 1 "$rounds"); do
     for tool in "${tools[@]}"; do
         rm -rf "$work/out"
         mkdir -p "$work/out"

@@ -10,6 +10,18 @@ pub mod prune;
 pub mod restore;
 pub mod walk;
 
+/// Runs `work` (which uses rayon) on as many threads as the repository's backend wants for
+/// reads: the global pool for a local folder, a larger one for object storage.
+pub fn with_read_threads<R: Send>(repo: &crate::repo::Repository, work: impl FnOnce() -> R + Send) -> R {
+    match repo.backend().read_parallelism() {
+        0 => work(),
+        n => match rayon::ThreadPoolBuilder::new().num_threads(n.max(rayon::current_num_threads())).build() {
+            Ok(pool) => pool.install(work),
+            Err(_) => work(),
+        },
+    }
+}
+
 /// Progress callbacks. The library calls them from worker threads; all are optional.
 pub trait Progress: Sync {
     /// The amount of work is known: `items` files (or packs) and `bytes` bytes.

@@ -175,15 +175,17 @@ pub fn run(repo: &Repository, tree: &Id, options: &RestoreOptions, progress: &dy
     let files: Vec<&Planned> = plan.files.iter().filter(|f| !is_blocked(&blocked, &f.rel)).collect();
     let total: u64 = files.iter().map(|f| f.node.size()).sum();
     progress.start(files.len() as u64, total);
-    let outcomes: Vec<(usize, std::result::Result<Option<u64>, String>)> = files
-        .par_iter()
-        .enumerate()
-        .map_init(Vec::new, |buf, (i, f)| {
-            let r = restore_file(repo, f, buf, progress);
-            progress.item_done();
-            (i, r)
-        })
-        .collect();
+    let outcomes: Vec<(usize, std::result::Result<Option<u64>, String>)> = super::with_read_threads(repo, || {
+        files
+            .par_iter()
+            .enumerate()
+            .map_init(Vec::new, |buf, (i, f)| {
+                let r = restore_file(repo, f, buf, progress);
+                progress.item_done();
+                (i, r)
+            })
+            .collect()
+    });
     for (i, outcome) in outcomes {
         match outcome {
             Ok(Some(written)) => {

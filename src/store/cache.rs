@@ -182,6 +182,10 @@ impl Backend for CachedBackend {
         self.inner.clean_scratch()
     }
 
+    fn read_parallelism(&self) -> usize {
+        self.inner.read_parallelism()
+    }
+
     fn local_root(&self) -> Option<PathBuf> {
         self.inner.local_root()
     }

@@ -81,6 +81,11 @@ pub trait Backend: Send + Sync {
     fn clean_scratch(&self) -> Result<usize> {
         Ok(0)
     }
+    /// Threads worth running to keep this backend busy with reads (0: one per core). Remote
+    /// stores answer each request after a round trip, so more requests in flight pay off.
+    fn read_parallelism(&self) -> usize {
+        0
+    }
     /// Local folder behind the repository, if any (used only for messages and tests).
     fn local_root(&self) -> Option<PathBuf> {
         None

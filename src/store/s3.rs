@@ -31,6 +31,8 @@ use crate::error::{Error, Result};
 
 /// Packs uploading at the same time. Each holds one part buffer, so this bounds memory too.
 pub const UPLOADS_IN_FLIGHT: usize = 3;
+/// Files a restore fetches at once (each holds at most one read run, 8 MiB, in memory).
+const READS_IN_FLIGHT: usize = 6;
 /// Size of the parts a pack is uploaded in (multipart) and of the largest single PUT.
 const PART_SIZE: usize = 8 << 20;
 /// Requests open at once, over all threads: uploads, reads and listings.
@@ -357,6 +359,10 @@ impl Backend for S3Backend {
             .block_on(self.operator.write(&path, data.to_vec()))
             .map(|_| ())
             .map_err(|e| storage_error("replace", kind, name, e))
+    }
+
+    fn read_parallelism(&self) -> usize {
+        READS_IN_FLIGHT
     }
 
     fn local_root(&self) -> Option<PathBuf> {
