@@ -97,3 +97,98 @@ fn malformed_s3_locations_are_refused_before_any_request() {
         assert!(err.contains("invalid S3 location"), "{bad}: {err}");
     }
 }
+
+/// The S3 backend of a test server, opened through the library with explicit credentials.
+fn backend(env: &Env) -> Box<dyn snap::store::Backend> {
+    let server = env.server.as_ref().unwrap();
+    let options = snap::store::StoreOptions {
+        s3: snap::store::s3::S3Options {
+            region: Some(server.region.clone()),
+            virtual_host: false,
+            credentials: Some((server.access_key.clone(), server.secret_key.clone())),
+        },
+        cache_dir: None,
+    };
+    snap::store::open_backend(&env.location, &options).unwrap()
+}
+
+#[test]
+fn listings_follow_every_page() {
+    use snap::store::FileKind;
+    let Some(env) = Env::s3() else { return };
+    let store = backend(&env);
+    // S3 returns at most 1,000 keys per page.
+    let names: Vec<String> = (0..1_234u32).map(|i| blake3::hash(&i.to_le_bytes()).to_hex().to_string()).collect();
+    std::thread::scope(|scope| {
+        for part in names.chunks(80) {
+            let store = &store;
+            scope.spawn(move || {
+                for name in part {
+                    store.write(FileKind::Lock, name, name.as_bytes()).unwrap();
+                }
+            });
+        }
+    });
+    let mut listed: Vec<(String, u64)> = store.list(FileKind::Lock).unwrap();
+    listed.sort();
+    let mut expected: Vec<(String, u64)> = names.iter().map(|n| (n.clone(), 64)).collect();
+    expected.sort();
+    assert_eq!(listed.len(), 1_234);
+    assert_eq!(listed, expected, "every name, with its size");
+}
+
+/// A proxy in front of the server that answers some connections with `503 Slow Down` and
+/// closes them (the first three, then every fifth), and forwards the others. Returns its
+/// endpoint and how many connections it refused.
+fn flaky_proxy(upstream: &str) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::io::{Read, Write};
+    use std::net::{TcpListener, TcpStream};
+    use std::sync::atomic::Ordering;
+    let upstream = upstream.trim_start_matches("http://").to_string();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let endpoint = format!("http://{}", listener.local_addr().unwrap());
+    let refused = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = refused.clone();
+    std::thread::spawn(move || {
+        for (n, client) in listener.incoming().enumerate() {
+            let Ok(mut client) = client else { continue };
+            if n < 3 || n % 5 == 0 {
+                let mut head = [0u8; 1024];
+                let _ = client.read(&mut head);
+                let _ = client.write_all(
+                    b"HTTP/1.1 503 Slow Down\r\nContent-Type: application/xml\r\nConnection: close\r\nContent-Length: 65\r\n\r\n<Error><Code>SlowDown</Code><Message>Slow down</Message></Error>",
+                );
+                counter.fetch_add(1, Ordering::Relaxed);
+                continue;
+            }
+            let Ok(server) = TcpStream::connect(&upstream) else { continue };
+            let (mut c2, mut s2) = (client.try_clone().unwrap(), server.try_clone().unwrap());
+            let (mut client, mut server) = (client, server);
+            std::thread::spawn(move || {
+                let _ = std::io::copy(&mut client, &mut server);
+                let _ = server.shutdown(std::net::Shutdown::Write);
+            });
+            std::thread::spawn(move || {
+                let _ = std::io::copy(&mut s2, &mut c2);
+                let _ = c2.shutdown(std::net::Shutdown::Write);
+            });
+        }
+    });
+    (endpoint, refused)
+}
+
+#[test]
+fn throttling_and_server_errors_are_retried() {
+    let Some(mut env) = Env::s3() else { return };
+    let server = env.server.as_ref().unwrap();
+    let (proxy, refused) = flaky_proxy(&server.endpoint);
+    env.location = env.location.replacen(&server.endpoint, &proxy, 1);
+    env.init();
+    let src = env.phone();
+    env.ok(&["create", src.to_str().unwrap()]);
+    let out = env.path("out");
+    env.ok(&["--no-cache", "restore", "latest", "-t", out.to_str().unwrap()]);
+    assert_same_tree(&src, &out);
+    env.ok(&["check", "--read-data"]);
+    assert!(refused.load(std::sync::atomic::Ordering::Relaxed) >= 3, "the proxy refused requests");
+}

@@ -85,7 +85,11 @@ pub fn run(cli: Cli) -> Result<Outcome> {
         retry_lock: std::time::Duration::from_secs(cli.retry_lock),
         repo: cli.repo,
         store: StoreOptions {
-            s3: snap::store::s3::S3Options { region: cli.s3_region, virtual_host: cli.s3_virtual_host },
+            s3: snap::store::s3::S3Options {
+                region: cli.s3_region,
+                virtual_host: cli.s3_virtual_host,
+                credentials: None,
+            },
             cache_dir: if cli.no_cache { None } else { cli.cache_dir.or_else(default_cache_dir) },
         },
         password: PasswordSource { file: cli.password_file, command: cli.password_command, key_file: cli.key_file },

@@ -30,11 +30,11 @@ use super::{Backend, FileKind, SpoolFile, object_path};
 use crate::error::{Error, Result};
 
 /// Packs uploading at the same time. Each holds one part buffer, so this bounds memory too.
-pub const UPLOADS_IN_FLIGHT: usize = 3;
+pub const UPLOADS_IN_FLIGHT: usize = 2;
 /// Files a restore fetches at once (each holds at most one read run, 8 MiB, in memory).
 const READS_IN_FLIGHT: usize = 6;
 /// Size of the parts a pack is uploaded in (multipart) and of the largest single PUT.
-const PART_SIZE: usize = 8 << 20;
+const PART_SIZE: usize = 5 << 20;
 /// Requests open at once, over all threads: uploads, reads and listings.
 const CONNECTIONS: usize = 16;
 
@@ -81,6 +81,8 @@ pub struct S3Options {
     pub region: Option<String>,
     /// Address the bucket as `bucket.host` instead of `host/bucket`.
     pub virtual_host: bool,
+    /// Access key id and secret; `None` takes them from the environment or the AWS profile.
+    pub credentials: Option<(String, String)>,
 }
 
 pub struct S3Backend {
@@ -109,6 +111,9 @@ impl S3Backend {
             .region(&region);
         if options.virtual_host {
             builder = builder.enable_virtual_host_style();
+        }
+        if let Some((id, secret)) = &options.credentials {
+            builder = builder.access_key_id(id).secret_access_key(secret);
         }
         let setup_error = |e: opendal::Error| Error::InvalidArgument(format!("cannot use {display}: {e}"));
         let operator = Operator::new(builder)
