@@ -27,6 +27,9 @@ pub struct InitOptions {
     pub append_only: bool,
 }
 
+/// Index files written in bulk (prune, repair) hold at most this many blobs each.
+pub const BLOBS_PER_INDEX_FILE: usize = 200_000;
+
 pub struct Repository {
     backend: Arc<dyn Backend>,
     config: Config,
@@ -459,6 +462,32 @@ impl Repository {
         pack::check_bounds(&entries, blob_area).map_err(|e| corrupt(e.0))?;
         entries.sort_by_key(|e| e.offset);
         Ok(entries)
+    }
+
+    /// Writes index files listing `packs` (in batches of [`BLOBS_PER_INDEX_FILE`] blobs), and
+    /// only then removes the index files named in `old`: at every instant every pack in
+    /// `packs` is listed by some index file. Returns how many index files were written.
+    pub fn replace_index(&self, packs: Vec<PackContents>, old: &[String]) -> Result<usize> {
+        let mut written = 0;
+        let mut batch = Vec::new();
+        let mut blobs_in_batch = 0;
+        for pc in packs {
+            blobs_in_batch += pc.blobs.len();
+            batch.push(pc);
+            if blobs_in_batch >= BLOBS_PER_INDEX_FILE {
+                self.save_index(&std::mem::take(&mut batch))?;
+                written += 1;
+                blobs_in_batch = 0;
+            }
+        }
+        if !batch.is_empty() {
+            self.save_index(&batch)?;
+            written += 1;
+        }
+        for name in old {
+            self.backend.remove(FileKind::Index, name)?;
+        }
+        Ok(written)
     }
 
     /// Indexes packs that no index file lists (left by a backup that was killed before it

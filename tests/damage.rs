@@ -154,3 +154,53 @@ fn swapped_pack_contents_are_detected_as_tampering() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stdout).contains("does not match its name"));
 }
+
+#[test]
+fn repair_index_rebuilds_a_lost_index_from_the_packs() {
+    let (env, src) = backed_up();
+    let index_files = files_in(&env.repo.join("index"));
+    for f in &index_files {
+        fs::remove_file(f).unwrap();
+    }
+    let out = env.run(&["check"]);
+    assert_ne!(out.status.code(), Some(0), "a repository without its index does not check clean: {}", describe(&out));
+
+    let plan = env.json(&["repair", "index", "--dry-run"]);
+    assert_eq!(plan["packs"].as_u64().unwrap() as usize, packs(&env).len(), "{plan}");
+    assert_eq!(plan["packs_added"], plan["packs"], "{plan}");
+    assert!(files_in(&env.repo.join("index")).is_empty(), "the dry run wrote nothing");
+
+    let report = env.json(&["repair", "index"]);
+    assert!(report["index_files_written"].as_u64().unwrap() >= 1, "{report}");
+    env.ok(&["check", "--read-data"]);
+    let out = env.path("out");
+    env.ok(&["restore", "latest", "-t", out.to_str().unwrap()]);
+    common::assert_same_tree(&src, &out);
+}
+
+#[test]
+fn repair_index_names_packs_whose_header_is_damaged_and_keeps_the_rest() {
+    let (env, src) = backed_up();
+    for f in files_in(&env.repo.join("index")) {
+        fs::remove_file(f).unwrap();
+    }
+    // The largest pack holds media; damage the end of it, where its sealed header lies.
+    let pack = packs(&env).into_iter().max_by_key(|p| fs::metadata(p).unwrap().len()).unwrap();
+    let len = fs::metadata(&pack).unwrap().len() as usize;
+    flip_byte(&pack, len - 40);
+    let out = env.run(&["repair", "index"]);
+    assert_eq!(out.status.code(), Some(3), "{}", describe(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let name = pack.file_name().unwrap().to_string_lossy().into_owned();
+    assert!(stdout.contains(&format!("unreadable pack {name}")), "{stdout}");
+    // Files whose data lay elsewhere restore; the others are reported, not invented.
+    let target = env.path("out");
+    let out = env.run(&["restore", "latest", "-t", target.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(3), "{}", describe(&out));
+    let restored = files_in(&target);
+    assert!(!restored.is_empty(), "intact files restore");
+    for file in restored {
+        let rel = file.strip_prefix(&target).unwrap();
+        assert_eq!(fs::read(&file).unwrap(), fs::read(src.join(rel)).unwrap(), "{rel:?}");
+    }
+}

@@ -6,10 +6,10 @@ use serde_json::json;
 
 use super::password::{self, PasswordSource};
 use super::progress::Bar;
-use super::{Cli, Command, EncryptionChoice, KdfArgs, KeyAction, Outcome};
+use super::{Cli, Command, EncryptionChoice, KdfArgs, KeyAction, Outcome, RepairWhat};
 use snap::crypto::keyfile::{Credential, KdfParams};
 use snap::error::Error;
-use snap::ops::{check, create, forget, inspect, prune, restore};
+use snap::ops::{check, create, forget, inspect, prune, repair, restore};
 use snap::repo::{InitOptions, Repository};
 use snap::store::{StoreOptions, open_backend};
 
@@ -154,6 +154,7 @@ pub fn run(cli: Cli) -> Result<Outcome> {
                 prune::PruneOptions { repack_threshold: repack_threshold / 100.0, dry_run, retry_lock: ctx.retry_lock };
             run_prune(&ctx, &options)
         }
+        Command::Repair { what: RepairWhat::Index { dry_run } } => repair_index(&ctx, dry_run),
         Command::AppendOnly { mode } => {
             let mut repo = ctx.open()?;
             repo.set_append_only(mode == "on")?;
@@ -572,4 +573,36 @@ fn run_prune(ctx: &Context_, options: &prune::PruneOptions) -> Result<Outcome> {
         );
     }
     Ok(Outcome::Done)
+}
+
+fn repair_index(ctx: &Context_, dry_run: bool) -> Result<Outcome> {
+    let mut repo = ctx.open_uncached()?;
+    let bar = ctx.bar("reading pack headers");
+    let report = repair::index(&mut repo, dry_run, ctx.retry_lock, &bar);
+    bar.finish();
+    let report = report?;
+    if ctx.json {
+        print_json(&report)?;
+    } else if !ctx.quiet {
+        println!(
+            "{} packs with {} blobs ({} not in the old index, {} listed but gone); {} unreadable",
+            report.packs,
+            report.blobs,
+            report.packs_added,
+            report.packs_missing,
+            report.unreadable_packs.len()
+        );
+        for (pack, reason) in &report.unreadable_packs {
+            println!("  unreadable pack {pack}: {reason}");
+        }
+        if dry_run {
+            println!("dry run: would replace {} index files; nothing changed", report.index_files_removed);
+        } else {
+            println!(
+                "wrote {} index files, removed {} old ones",
+                report.index_files_written, report.index_files_removed
+            );
+        }
+    }
+    Ok(if report.unreadable_packs.is_empty() { Outcome::Done } else { Outcome::Incomplete })
 }

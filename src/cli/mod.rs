@@ -55,6 +55,16 @@ pub struct Cli {
     command: Command,
 }
 
+#[derive(Subcommand)]
+pub enum RepairWhat {
+    /// Rebuild the index from the packs' own headers (after index files were lost or damaged).
+    Index {
+        /// Show what would be rebuilt; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+}
+
 #[derive(Clone, Copy, ValueEnum)]
 pub enum EncryptionChoice {
     /// XChaCha20-Poly1305, keys from the password with Argon2id.
@@ -173,6 +183,11 @@ enum Command {
         /// Repack packs with at least this percentage unused.
         #[arg(long, default_value_t = 20.0)]
         repack_threshold: f64,
+    },
+    /// Rebuild damaged repository metadata.
+    Repair {
+        #[command(subcommand)]
+        what: RepairWhat,
     },
     /// Turn append-only mode on or off for an existing repository.
     AppendOnly {

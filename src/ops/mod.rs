@@ -7,6 +7,7 @@ pub mod filter;
 pub mod forget;
 pub mod inspect;
 pub mod prune;
+pub mod repair;
 pub mod restore;
 pub mod walk;
 

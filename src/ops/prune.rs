@@ -22,9 +22,6 @@ use crate::packer::Packer;
 use crate::repo::Repository;
 use crate::store::FileKind;
 
-/// Index files written by prune hold at most this many blobs each.
-const BLOBS_PER_INDEX_FILE: usize = 200_000;
-
 #[derive(Debug, Clone)]
 pub struct PruneOptions {
     /// Repack a pack when at least this share of its bytes is unused (0.0 to 1.0).
@@ -170,23 +167,8 @@ pub fn run(repo: &mut Repository, options: &PruneOptions, progress: &dyn Progres
     let old_index_files: Vec<String> = repo.backend().list(FileKind::Index)?.into_iter().map(|(n, _)| n).collect();
     let mut all: Vec<PackContents> = keep;
     all.extend(packer.written());
-    let mut batch = Vec::new();
-    let mut blobs_in_batch = 0;
-    for pc in all {
-        blobs_in_batch += pc.blobs.len();
-        batch.push(pc);
-        if blobs_in_batch >= BLOBS_PER_INDEX_FILE {
-            repo.save_index(&std::mem::take(&mut batch))?;
-            blobs_in_batch = 0;
-        }
-    }
-    if !batch.is_empty() {
-        repo.save_index(&batch)?;
-    }
-    // 3. Then the old index files, 4. then the packs nothing lists any more.
-    for name in old_index_files {
-        repo.backend().remove(FileKind::Index, &name)?;
-    }
+    // 3. Then the old index files go, 4. then the packs nothing lists any more.
+    repo.replace_index(all, &old_index_files)?;
     for pack in delete.iter().chain(&repack).map(|p| p.pack).chain(unindexed) {
         repo.backend().remove(FileKind::Pack, &pack.to_hex())?;
     }
