@@ -204,3 +204,59 @@ fn repair_index_names_packs_whose_header_is_damaged_and_keeps_the_rest() {
         assert_eq!(fs::read(&file).unwrap(), fs::read(src.join(rel)).unwrap(), "{rel:?}");
     }
 }
+
+#[test]
+fn repair_snapshots_drops_only_what_is_lost_after_a_dry_run() {
+    let (env, src) = backed_up();
+    let before = env.json(&["snapshots"]);
+    let pack = packs(&env).into_iter().max_by_key(|p| fs::metadata(p).unwrap().len()).unwrap();
+    fs::remove_file(&pack).unwrap();
+    env.ok(&["repair", "index"]);
+
+    let plan = env.json(&["repair", "snapshots", "--dry-run"]);
+    let dropped: Vec<String> = plan["snapshots"][0]["dropped"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d[0].as_str().unwrap().to_string())
+        .collect();
+    assert!(!dropped.is_empty(), "{plan}");
+    assert_eq!(env.json(&["snapshots"]), before, "the dry run changed nothing");
+
+    let done = env.json(&["repair", "snapshots"]);
+    let new_id = done["snapshots"][0]["new_id"].as_str().unwrap().to_string();
+    let after = env.json(&["snapshots"]);
+    assert_eq!(after.as_array().unwrap().len(), 1, "the damaged snapshot was replaced: {after}");
+    assert_eq!(after[0]["id"].as_str().unwrap(), new_id);
+    assert!(after[0]["tags"].as_array().unwrap().iter().any(|t| t == "repaired"));
+    env.ok(&["check", "--read-data"]);
+
+    let out = env.path("out");
+    env.ok(&["restore", "latest", "-t", out.to_str().unwrap()]);
+    let mut restored = 0;
+    for file in files_in(&src) {
+        let rel = file.strip_prefix(&src).unwrap().to_string_lossy().into_owned();
+        if dropped.contains(&rel) {
+            assert!(!out.join(&rel).exists(), "{rel} was dropped");
+        } else {
+            assert_eq!(fs::read(out.join(&rel)).unwrap(), fs::read(&file).unwrap(), "{rel} is kept intact");
+            restored += 1;
+        }
+    }
+    assert!(restored > 0);
+    assert_eq!(env.json(&["repair", "snapshots"])["snapshots"].as_array().unwrap().len(), 0, "nothing left to repair");
+}
+
+#[test]
+fn repair_snapshots_with_read_data_drops_files_whose_bytes_rotted() {
+    let (env, _src) = backed_up();
+    let pack = packs(&env).into_iter().max_by_key(|p| fs::metadata(p).unwrap().len()).unwrap();
+    flip_byte(&pack, 1000);
+    let plain = env.json(&["repair", "snapshots", "--dry-run"]);
+    assert!(plain["snapshots"].as_array().unwrap().is_empty(), "without reading, rot is invisible: {plain}");
+    let report = env.json(&["repair", "snapshots", "--read-data"]);
+    let dropped = report["snapshots"][0]["dropped"].as_array().unwrap();
+    assert_eq!(dropped.len(), 1, "exactly the file holding the rotten chunk: {report}");
+    let out = env.path("out");
+    env.ok(&["restore", "latest", "-t", out.to_str().unwrap()]);
+}

@@ -155,6 +155,9 @@ pub fn run(cli: Cli) -> Result<Outcome> {
             run_prune(&ctx, &options)
         }
         Command::Repair { what: RepairWhat::Index { dry_run } } => repair_index(&ctx, dry_run),
+        Command::Repair { what: RepairWhat::Snapshots { dry_run, read_data } } => {
+            repair_snapshots(&ctx, dry_run, read_data)
+        }
         Command::AppendOnly { mode } => {
             let mut repo = ctx.open()?;
             repo.set_append_only(mode == "on")?;
@@ -605,4 +608,38 @@ fn repair_index(ctx: &Context_, dry_run: bool) -> Result<Outcome> {
         }
     }
     Ok(if report.unreadable_packs.is_empty() { Outcome::Done } else { Outcome::Incomplete })
+}
+
+fn repair_snapshots(ctx: &Context_, dry_run: bool, read_data: bool) -> Result<Outcome> {
+    let mut repo = ctx.open_uncached()?;
+    let report = repo.load_index()?;
+    if !report.damaged.is_empty() {
+        bail!("{} index files are damaged: run `snap repair index` first", report.damaged.len());
+    }
+    let repaired = repair::snapshots(&repo, dry_run, read_data, ctx.retry_lock)?;
+    if ctx.json {
+        return print_json(&json!({ "snapshots": repaired, "dry_run": dry_run })).map(|()| Outcome::Done);
+    }
+    if ctx.quiet {
+        return Ok(Outcome::Done);
+    }
+    if repaired.is_empty() {
+        println!("every snapshot is intact: nothing to repair");
+    }
+    for r in &repaired {
+        let short = &r.id[..8.min(r.id.len())];
+        match &r.new_id {
+            Some(new) => {
+                println!("snapshot {short}: {} paths dropped, saved as {}", r.dropped.len(), &new[..8.min(new.len())])
+            }
+            None => println!("snapshot {short}: would drop {} paths", r.dropped.len()),
+        }
+        for (path, reason) in &r.dropped {
+            println!("  {path}: {reason}");
+        }
+    }
+    if dry_run && !repaired.is_empty() {
+        println!("dry run: nothing changed");
+    }
+    Ok(Outcome::Done)
 }

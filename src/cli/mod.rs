@@ -63,6 +63,16 @@ pub enum RepairWhat {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Drop from every snapshot the files and folders whose data is gone, keeping the rest
+    /// (run `repair index` first if index files were damaged).
+    Snapshots {
+        /// Show what would be dropped; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Also read and verify every chunk, so files with damaged (not only missing) data go.
+        #[arg(long)]
+        read_data: bool,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
