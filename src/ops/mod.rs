@@ -1,6 +1,7 @@
 //! The commands, one module each. They take an open repository and options, report progress
 //! through a trait the CLI implements, and return what happened; they never print.
 
+pub mod batch;
 pub mod check;
 pub mod create;
 pub mod filter;

@@ -22,6 +22,7 @@ use filetime::FileTime;
 use rayon::prelude::*;
 
 use super::Progress;
+use super::batch::{self, Prefetched, Span, span_of};
 use super::filter::PathFilter;
 use super::walk::{display_name, join};
 use crate::error::{Error, IoContext, Result};
@@ -175,15 +176,37 @@ pub fn run(repo: &Repository, tree: &Id, options: &RestoreOptions, progress: &dy
     let files: Vec<&Planned> = plan.files.iter().filter(|f| !is_blocked(&blocked, &f.rel)).collect();
     let total: u64 = files.iter().map(|f| f.node.size()).sum();
     progress.start(files.len() as u64, total);
-    let outcomes: Vec<(usize, std::result::Result<Option<u64>, String>)> = super::with_read_threads(repo, || {
+    // Remote: neighbouring files come in one request; local: each file reads its own runs.
+    let spans: Vec<Option<Span>> = if repo.backend().read_parallelism() > 0 {
         files
+            .iter()
+            .map(|f| if let NodeContent::File(c) = &f.node.content { span_of(repo, &c.chunks) } else { None })
+            .collect()
+    } else {
+        vec![None; files.len()]
+    };
+    let batches = batch::plan(&spans, BATCH_BYTES);
+    let outcomes: Vec<(usize, std::result::Result<Option<u64>, String>)> = super::with_read_threads(repo, || {
+        batches
             .par_iter()
-            .enumerate()
-            .map_init(Vec::new, |buf, (i, f)| {
-                let r = restore_file(repo, f, buf, progress);
-                progress.item_done();
-                (i, r)
+            .map_init(Vec::new, |buf, b| {
+                let cell = std::cell::OnceCell::new();
+                let fetch = || -> std::result::Result<&Prefetched, String> {
+                    let span = b.span.ok_or("no batch to fetch")?;
+                    cell.get_or_init(|| Prefetched::read(repo, span).map_err(|e| e.to_string()))
+                        .as_ref()
+                        .map_err(Clone::clone)
+                };
+                let shared = (b.count > 1).then_some(&fetch as FetchBatch);
+                (b.first..b.first + b.count)
+                    .map(|i| {
+                        let r = restore_file(repo, files[i], buf, shared, progress);
+                        progress.item_done();
+                        (i, r)
+                    })
+                    .collect::<Vec<_>>()
             })
+            .flatten()
             .collect()
     });
     for (i, outcome) in outcomes {
@@ -258,12 +281,18 @@ fn restore_symlink(s: &Planned) -> std::result::Result<(), String> {
 
 /// The most a file's restore reads from a pack at once: neighbouring chunks come in one read.
 const READ_RUN_BYTES: u64 = 8 << 20;
+/// The most a remote restore fetches for a batch of neighbouring files with one request.
+const BATCH_BYTES: u64 = 16 << 20;
+
+/// Fetches a batch's bytes on first use (never, if every file in it is already present).
+type FetchBatch<'a> = &'a dyn Fn() -> std::result::Result<&'a Prefetched, String>;
 
 /// Restores one file. `Ok(None)`: it was already there with identical content.
 fn restore_file(
     repo: &Repository,
     f: &Planned,
     buf: &mut Vec<u8>,
+    batch: Option<FetchBatch>,
     progress: &dyn Progress,
 ) -> std::result::Result<Option<u64>, String> {
     let NodeContent::File(content) = &f.node.content else { return Ok(None) };
@@ -286,14 +315,23 @@ fn restore_file(
             .open(&tmp_path)
             .map_err(|e| format!("cannot create: {e}"))?;
         let mut written = 0u64;
-        let mut next = 0;
-        while next < content.chunks.len() {
-            let run = repo.read_blob_run(&content.chunks[next..], READ_RUN_BYTES).map_err(|e| e.to_string())?;
-            next += run.len();
-            for data in run {
-                file.write_all(&data).map_err(|e| format!("cannot write: {e}"))?;
-                written += data.len() as u64;
-                progress.advance(data.len() as u64);
+        let mut write = |data: Vec<u8>| -> std::result::Result<(), String> {
+            file.write_all(&data).map_err(|e| format!("cannot write: {e}"))?;
+            written += data.len() as u64;
+            progress.advance(data.len() as u64);
+            Ok(())
+        };
+        if let Some(fetch) = batch {
+            let prefetched = fetch()?;
+            for chunk in &content.chunks {
+                write(prefetched.chunk(repo, chunk).map_err(|e| e.to_string())?)?;
+            }
+        } else {
+            let mut next = 0;
+            while next < content.chunks.len() {
+                let run = repo.read_blob_run(&content.chunks[next..], READ_RUN_BYTES).map_err(|e| e.to_string())?;
+                next += run.len();
+                run.into_iter().try_for_each(&mut write)?;
             }
         }
         if written != content.size {

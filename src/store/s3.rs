@@ -267,9 +267,11 @@ impl Backend for S3Backend {
 
     fn read(&self, kind: FileKind, name: &str) -> Result<Vec<u8>> {
         let path = object_path(kind, name)?;
-        let buffer =
-            self.runtime.block_on(self.operator.read(&path)).map_err(|e| storage_error("read", kind, name, e))?;
-        Ok(buffer.to_vec())
+        let mut out = Vec::new();
+        self.runtime
+            .block_on(async { self.operator.reader(&path).await?.read_into(&mut out, ..).await })
+            .map_err(|e| storage_error("read", kind, name, e))?;
+        Ok(out)
     }
 
     fn read_range(&self, kind: FileKind, name: &str, offset: u64, len: u64) -> Result<Vec<u8>> {
@@ -278,26 +280,21 @@ impl Backend for S3Backend {
             return Ok(Vec::new());
         }
         let end = offset.checked_add(len).ok_or_else(|| Error::InvalidArgument("range too large".into()))?;
-        let read = self.runtime.block_on(async { self.operator.read_with(&path).range(offset..end).await });
-        let buffer = match read {
-            Ok(buffer) => buffer,
-            Err(e) if e.kind() == ErrorKind::RangeNotSatisfied => {
-                return Err(Error::corrupt(
-                    kind.label(),
-                    name,
-                    format!("truncated: bytes {offset}..{end} are not there"),
-                ));
-            }
-            Err(e) => return Err(storage_error("read", kind, name, e)),
-        };
-        if buffer.len() as u64 != len {
-            return Err(Error::corrupt(
-                kind.label(),
-                name,
-                format!("truncated: bytes {offset}..{end} are not all there"),
-            ));
+        let capacity = usize::try_from(len).map_err(|_| Error::InvalidArgument("range too large".into()))?;
+        // Streamed into one buffer piece by piece, so a read never holds its bytes twice.
+        let mut out = Vec::with_capacity(capacity);
+        let read = self.runtime.block_on(async {
+            let reader = self.operator.reader(&path).await?;
+            reader.read_into(&mut out, offset..end).await
+        });
+        let truncated =
+            |what: &str| Error::corrupt(kind.label(), name, format!("truncated: bytes {offset}..{end} {what}"));
+        match read {
+            Ok(n) if n as u64 == len => Ok(out),
+            Ok(_) => Err(truncated("are not all there")),
+            Err(e) if e.kind() == ErrorKind::RangeNotSatisfied => Err(truncated("are not there")),
+            Err(e) => Err(storage_error("read", kind, name, e)),
         }
-        Ok(buffer.to_vec())
     }
 
     fn write(&self, kind: FileKind, name: &str, data: &[u8]) -> Result<()> {
