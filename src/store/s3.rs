@@ -31,7 +31,7 @@ use crate::error::{Error, Result};
 
 /// Packs uploading at the same time. Each holds one part buffer, so this bounds memory too.
 pub const UPLOADS_IN_FLIGHT: usize = 2;
-/// Files a restore fetches at once (each holds at most one read run, 8 MiB, in memory).
+/// Reads a restore keeps in flight (each holds at most one batch, 12 MiB, in memory).
 const READS_IN_FLIGHT: usize = 6;
 /// Size of the parts a pack is uploaded in (multipart) and of the largest single PUT.
 const PART_SIZE: usize = 5 << 20;
