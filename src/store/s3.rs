@@ -35,6 +35,11 @@ pub const UPLOADS_IN_FLIGHT: usize = 2;
 const READS_IN_FLIGHT: usize = 6;
 /// Size of the parts a pack is uploaded in (multipart) and of the largest single PUT.
 const PART_SIZE: usize = 5 << 20;
+/// Scratch files for packs on their way to the bucket live in the temp folder under this prefix.
+const SPOOL_PREFIX: &str = "snap-spool-";
+/// A scratch file this old belongs to a snap that was killed: no pack takes this long to fill
+/// and upload.
+const STALE_SPOOL: Duration = Duration::from_secs(3600);
 /// Requests open at once, over all threads: uploads, reads and listings.
 const CONNECTIONS: usize = 16;
 
@@ -127,6 +132,7 @@ impl S3Backend {
             .enable_all()
             .build()
             .map_err(|e| Error::InvalidArgument(format!("cannot start the network runtime: {e}")))?;
+        remove_stale_spool_files(&std::env::temp_dir());
         Ok(S3Backend {
             operator,
             runtime,
@@ -234,6 +240,23 @@ async fn write_once(operator: &Operator, path: &str, kind: FileKind, name: &str,
     }
 }
 
+/// Removes scratch files that killed snap processes left in `dir` (best effort).
+fn remove_stale_spool_files(dir: &std::path::Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for entry in entries.flatten() {
+        let stale = entry.file_name().to_string_lossy().starts_with(SPOOL_PREFIX)
+            && entry
+                .metadata()
+                .ok()
+                .and_then(|m| m.modified().ok())
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|age| age > STALE_SPOOL);
+        if stale {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
 fn read_full(reader: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
     let mut filled = 0;
     while filled < buf.len() {
@@ -303,7 +326,7 @@ impl Backend for S3Backend {
     }
 
     fn spool(&self) -> Result<SpoolFile> {
-        tempfile::Builder::new().prefix("snap-spool-").tempfile().map_err(|e| Error::Storage {
+        tempfile::Builder::new().prefix(SPOOL_PREFIX).tempfile().map_err(|e| Error::Storage {
             op: "create scratch file in",
             name: std::env::temp_dir().display().to_string(),
             cause: e,
@@ -397,6 +420,22 @@ mod tests {
         );
         let l = S3Location::parse("https://host/bucket/prefix/").unwrap();
         assert_eq!(l.prefix, "prefix");
+    }
+
+    #[test]
+    fn stale_spool_files_go_and_fresh_ones_stay() {
+        let dir = tempfile::tempdir().unwrap();
+        let old = dir.path().join(format!("{SPOOL_PREFIX}old"));
+        let fresh = dir.path().join(format!("{SPOOL_PREFIX}fresh"));
+        let other = dir.path().join("unrelated");
+        for p in [&old, &fresh, &other] {
+            std::fs::write(p, b"x").unwrap();
+        }
+        let two_hours_ago = filetime::FileTime::from_unix_time(chrono::Utc::now().timestamp() - 7200, 0);
+        filetime::set_file_mtime(&old, two_hours_ago).unwrap();
+        filetime::set_file_mtime(&other, two_hours_ago).unwrap();
+        remove_stale_spool_files(dir.path());
+        assert!(!old.exists() && fresh.exists() && other.exists());
     }
 
     #[test]
