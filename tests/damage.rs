@@ -260,3 +260,33 @@ fn repair_snapshots_with_read_data_drops_files_whose_bytes_rotted() {
     let out = env.path("out");
     env.ok(&["restore", "latest", "-t", out.to_str().unwrap()]);
 }
+
+#[test]
+fn a_replayed_old_index_file_is_reported_and_harms_no_restore() {
+    let env = Env::new();
+    env.init();
+    let src = env.path("src");
+    fs::create_dir_all(&src).unwrap();
+    fs::write(src.join("old.bin"), vec![1u8; 3_000_000]).unwrap();
+    fs::write(src.join("kept.bin"), (0..2_000_000u32).map(|i| (i * 7 % 251) as u8).collect::<Vec<u8>>()).unwrap();
+    env.ok(&["create", src.to_str().unwrap()]);
+    let old_index: Vec<(PathBuf, Vec<u8>)> =
+        files_in(&env.repo.join("index")).into_iter().map(|p| (p.clone(), fs::read(&p).unwrap())).collect();
+    fs::remove_file(src.join("old.bin")).unwrap();
+    env.ok(&["create", src.to_str().unwrap()]);
+    env.ok(&["forget", "--keep-last", "1", "--prune"]);
+    // An attacker (or a stale sync) puts the index files prune removed back.
+    for (path, bytes) in &old_index {
+        fs::write(path, bytes).unwrap();
+    }
+    let out = env.run(&["check"]);
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(report.contains("missing"), "the packs the old index names are reported missing: {report}");
+    let target = env.path("out");
+    env.ok(&["restore", "latest", "-t", target.to_str().unwrap()]);
+    assert_eq!(fs::read(target.join("kept.bin")).unwrap(), fs::read(src.join("kept.bin")).unwrap());
+    // The index is derived data: rebuilding it from the packs drops the replayed entries.
+    env.ok(&["repair", "index"]);
+    env.ok(&["check", "--read-data"]);
+}
