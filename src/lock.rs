@@ -97,6 +97,24 @@ pub fn list_locks(repo: &Repository) -> Result<Vec<(String, Option<LockInfo>)>> 
     Ok(out)
 }
 
+/// Removes lock files that cannot belong to a running snap: stale ones, unreadable ones, or
+/// (with `all`) every one. Returns each removed file with the reason.
+pub fn remove_unusable(repo: &Repository, all: bool) -> Result<Vec<(String, String)>> {
+    let this_host = crate::clock::hostname();
+    let mut removed = Vec::new();
+    for (name, info) in list_locks(repo)? {
+        let reason = match &info {
+            _ if all => "removed on request".to_string(),
+            None => "unreadable (damaged, or written with another key)".to_string(),
+            Some(lock) if lock.is_stale(now(), &this_host) => format!("stale: {}", lock.describe()),
+            Some(_) => continue,
+        };
+        repo.backend().remove(FileKind::Lock, &name)?;
+        removed.push((name, reason));
+    }
+    Ok(removed)
+}
+
 struct Shared {
     current: Mutex<String>,
     last_refresh: AtomicI64,
@@ -160,7 +178,11 @@ pub fn acquire(repo: &Repository, exclusive: bool, operation: &str, retry: Durat
                 Some(o) if o.is_stale(now(), &this_host) && exclusive => writer.remove(&name),
                 Some(o) if o.is_stale(now(), &this_host) => {}
                 Some(o) if exclusive || o.exclusive => conflict = Some(o.describe()),
-                None if exclusive => conflict = Some(format!("an unreadable lock file locks/{name}")),
+                None if exclusive => {
+                    conflict = Some(format!(
+                        "an unreadable lock file locks/{name} (if no snap is running, `snap unlock` removes it)"
+                    ))
+                }
                 _ => {}
             }
         }

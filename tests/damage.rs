@@ -290,3 +290,59 @@ fn a_replayed_old_index_file_is_reported_and_harms_no_restore() {
     env.ok(&["repair", "index"]);
     env.ok(&["check", "--read-data"]);
 }
+
+#[test]
+fn a_damaged_or_deleted_key_slot_is_named_and_other_slots_still_open() {
+    let (env, _src) = backed_up();
+    let pw = env.path("second-password");
+    fs::write(&pw, "a second password").unwrap();
+    env.ok(&[
+        "key",
+        "add",
+        "--new-password-file",
+        pw.to_str().unwrap(),
+        "--kdf-memory-kib",
+        "1024",
+        "--kdf-iterations",
+        "1",
+    ]);
+    let slots = files_in(&env.repo.join("keys"));
+    assert_eq!(slots.len(), 2);
+    // Damage every slot but one: the intact one still opens the repository.
+    let (first, second) = (&slots[0], &slots[1]);
+    let mut bytes = fs::read(first).unwrap();
+    let at = bytes.len() / 2;
+    bytes[at] ^= 0x20;
+    fs::write(first, &bytes).unwrap();
+    let with_second = || env.snap().env("SNAP_PASSWORD", "a second password").args(["snapshots"]).output().unwrap();
+    let with_first = || env.run(&["snapshots"]);
+    let opened = [with_first(), with_second()].iter().filter(|o| o.status.success()).count();
+    assert_eq!(opened, 1, "exactly the intact slot's password opens the repository");
+    // With no intact slot left, the message is one clear line, not a panic.
+    fs::remove_file(second).unwrap();
+    for out in [with_first(), with_second()] {
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(matches!(out.status.code(), Some(1 | 12)), "{}", describe(&out));
+        assert!(!err.contains("panicked") && err.trim_end().lines().count() == 1, "{err}");
+    }
+}
+
+#[test]
+fn damaged_lock_files_do_not_block_or_crash_anything() {
+    let (env, src) = backed_up();
+    let locks = env.repo.join("locks");
+    fs::create_dir_all(&locks).unwrap();
+    fs::write(locks.join("ab".repeat(32)), b"not a sealed lock").unwrap();
+    fs::write(locks.join("cd".repeat(32)), b"").unwrap();
+    env.ok(&["create", src.to_str().unwrap()]);
+    let out = env.path("out");
+    env.ok(&["restore", "latest", "-t", out.to_str().unwrap()]);
+    env.ok(&["check"]);
+    // An exclusive command cannot prove such a lock is dead, so it refuses and says what to do.
+    let out = env.run(&["prune"]);
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("snap unlock"), "{}", describe(&out));
+    let removed = env.json(&["unlock"]);
+    assert_eq!(removed.as_array().unwrap().len(), 2, "{removed}");
+    env.ok(&["forget", "--keep-last", "1", "--prune"]);
+}

@@ -158,6 +158,19 @@ pub fn run(cli: Cli) -> Result<Outcome> {
         Command::Repair { what: RepairWhat::Snapshots { dry_run, read_data } } => {
             repair_snapshots(&ctx, dry_run, read_data)
         }
+        Command::Unlock { all } => {
+            let repo = ctx.open()?;
+            let removed = snap::lock::remove_unusable(&repo, all)?;
+            if ctx.json {
+                print_json(&removed)?;
+            } else if !ctx.quiet {
+                for (name, reason) in &removed {
+                    println!("removed lock {}: {reason}", &name[..8.min(name.len())]);
+                }
+                println!("{} lock files removed", removed.len());
+            }
+            Ok(Outcome::Done)
+        }
         Command::AppendOnly { mode } => {
             let mut repo = ctx.open()?;
             repo.set_append_only(mode == "on")?;

@@ -199,6 +199,12 @@ enum Command {
         #[command(subcommand)]
         what: RepairWhat,
     },
+    /// Remove lock files no running snap can hold: stale and unreadable ones (or, with --all,
+    /// every lock: only when you know no snap is running anywhere).
+    Unlock {
+        #[arg(long)]
+        all: bool,
+    },
     /// Turn append-only mode on or off for an existing repository.
     AppendOnly {
         #[arg(value_parser = ["on", "off"])]
