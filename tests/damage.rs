@@ -294,18 +294,7 @@ fn a_replayed_old_index_file_is_reported_and_harms_no_restore() {
 #[test]
 fn a_damaged_or_deleted_key_slot_is_named_and_other_slots_still_open() {
     let (env, _src) = backed_up();
-    let pw = env.path("second-password");
-    fs::write(&pw, "a second password").unwrap();
-    env.ok(&[
-        "key",
-        "add",
-        "--new-password-file",
-        pw.to_str().unwrap(),
-        "--kdf-memory-kib",
-        "1024",
-        "--kdf-iterations",
-        "1",
-    ]);
+    env.add_password_key("a second password");
     let slots = files_in(&env.repo.join("keys"));
     assert_eq!(slots.len(), 2);
     // Damage every slot but one: the intact one still opens the repository.

@@ -9,18 +9,7 @@ use std::fs;
 fn add_list_remove_and_change_passwords() {
     let env = Env::new();
     env.init();
-    let second = env.path("second");
-    fs::write(&second, "second password\n").unwrap();
-    env.ok(&[
-        "key",
-        "add",
-        "--new-password-file",
-        second.to_str().unwrap(),
-        "--kdf-memory-kib",
-        "1024",
-        "--kdf-iterations",
-        "1",
-    ]);
+    env.add_password_key("second password\n");
     let list = env.json(&["key", "list"]);
     assert_eq!(list.as_array().unwrap().len(), 2);
     let current =

@@ -312,18 +312,7 @@ fn append_only_refuses_every_deletion_until_turned_off(env: Env) {
         assert_eq!(out.status.code(), Some(1), "{args:?}");
         assert!(String::from_utf8_lossy(&out.stderr).contains("append-only"), "{}", describe(&out));
     }
-    let pw = env.path("new-pw");
-    fs::write(&pw, "another password").unwrap();
-    env.ok(&[
-        "key",
-        "add",
-        "--new-password-file",
-        pw.to_str().unwrap(),
-        "--kdf-memory-kib",
-        "1024",
-        "--kdf-iterations",
-        "1",
-    ]);
+    let pw = env.add_password_key("another password");
     let keys = env.json(&["key", "list"]);
     let other =
         keys.as_array().unwrap().iter().find(|k| k["current"] == false).unwrap()["id"].as_str().unwrap().to_string();

@@ -211,3 +211,14 @@ impl Env {
         self.json(&["stats"])["pack_bytes"].as_u64().expect("stats reports pack_bytes")
     }
 }
+
+impl Env {
+    /// Adds a key slot opened by `password` (cheap KDF); returns the password file it used.
+    pub fn add_password_key(&self, password: &str) -> PathBuf {
+        let file = self.path(&format!("password-{}", blake3::hash(password.as_bytes()).to_hex()));
+        fs::write(&file, password).expect("write password file");
+        let file_arg = file.to_str().expect("utf-8 temp path");
+        self.ok(&["key", "add", "--new-password-file", file_arg, "--kdf-memory-kib", "1024", "--kdf-iterations", "1"]);
+        file
+    }
+}
