@@ -3,6 +3,7 @@
 //! by `restore`); 10 no repository at the given location; 12 wrong password.
 
 mod commands;
+mod maintenance;
 mod password;
 mod progress;
 
