@@ -63,28 +63,34 @@ pub fn used_blobs(repo: &Repository) -> Result<(HashSet<Id>, usize)> {
     let mut used = HashSet::new();
     let mut failure = None;
     for (_, s) in &snapshots {
-        used.insert(s.tree);
-        walk(
-            repo,
-            &s.tree,
-            "",
-            &mut |_, node| match &node.content {
-                NodeContent::File(f) => {
-                    used.extend(f.chunks.iter().copied());
-                    true
-                }
-                NodeContent::Dir { subtree } => used.insert(*subtree),
-                NodeContent::Symlink { .. } => true,
-            },
-            &mut |path, id, e| {
-                failure.get_or_insert(format!("tree {id} at {path:?} cannot be read ({e})"));
-            },
-        );
+        collect_blobs(repo, &s.tree, &mut used, &mut |path, id, e| {
+            failure.get_or_insert(format!("tree {id} at {path:?} cannot be read ({e})"));
+        });
     }
     if let Some(f) = failure {
         return Err(Error::InvalidArgument(format!("{f}: run `snap check` before pruning")));
     }
     Ok((used, snapshots.len()))
+}
+
+/// Adds every blob `tree` needs (its trees and its files' chunks) to `into`. A folder already in
+/// `into` is not walked again; unreadable trees go to `on_error`.
+fn collect_blobs(repo: &Repository, tree: &Id, into: &mut HashSet<Id>, on_error: &mut dyn FnMut(&str, &Id, Error)) {
+    into.insert(*tree);
+    walk(
+        repo,
+        tree,
+        "",
+        &mut |_, node| match &node.content {
+            NodeContent::File(f) => {
+                into.extend(f.chunks.iter().copied());
+                true
+            }
+            NodeContent::Dir { subtree } => into.insert(*subtree),
+            NodeContent::Symlink { .. } => true,
+        },
+        on_error,
+    );
 }
 
 pub fn run(repo: &mut Repository, options: &PruneOptions, progress: &dyn Progress) -> Result<PruneReport> {
@@ -185,21 +191,7 @@ pub fn exclusive_bytes(repo: &Repository, snapshots: &[(Id, crate::format::snaps
     let mut owners: HashMap<Id, (Id, u32)> = HashMap::new();
     for (sid, s) in snapshots {
         let mut mine = HashSet::new();
-        mine.insert(s.tree);
-        walk(
-            repo,
-            &s.tree,
-            "",
-            &mut |_, node| match &node.content {
-                NodeContent::File(f) => {
-                    mine.extend(f.chunks.iter().copied());
-                    true
-                }
-                NodeContent::Dir { subtree } => mine.insert(*subtree),
-                NodeContent::Symlink { .. } => true,
-            },
-            &mut |_, _, _| {},
-        );
+        collect_blobs(repo, &s.tree, &mut mine, &mut |_, _, _| {});
         for blob in mine {
             let entry = owners.entry(blob).or_insert((*sid, 0));
             entry.1 += 1;
