@@ -111,8 +111,11 @@ fn jpeg_scan_start(head: &[u8]) -> Option<u64> {
 fn isobmff_box_starts(head: &[u8]) -> Vec<u64> {
     let mut starts = Vec::new();
     let mut pos: u64 = 0;
-    while let Some(header) =
-        head.get(pos as usize..pos as usize + 16).or_else(|| head.get(pos as usize..pos as usize + 8))
+    // A box that ends beyond the head (or beyond any address) ends the scan.
+    while let Some(header) = usize::try_from(pos)
+        .ok()
+        .filter(|&at| at < head.len())
+        .and_then(|at| head.get(at..at + 16).or_else(|| head.get(at..at + 8)))
     {
         let size32 = u32::from_be_bytes([header[0], header[1], header[2], header[3]]) as u64;
         let size = match size32 {
@@ -348,6 +351,19 @@ mod tests {
         mp4.extend(0u32.to_be_bytes());
         mp4.extend(b"mdat");
         assert_eq!(region_starts(&mp4), vec![24, 1024]);
+    }
+
+    #[test]
+    fn isobmff_sizes_that_reach_past_any_address_end_the_scan() {
+        let mut mp4 = Vec::new();
+        mp4.extend(24u32.to_be_bytes());
+        mp4.extend(b"ftypisom");
+        mp4.extend([0u8; 12]);
+        mp4.extend(1u32.to_be_bytes());
+        mp4.extend(b"free");
+        mp4.extend((u64::MAX - 30).to_be_bytes());
+        mp4.extend([0u8; 64]);
+        assert_eq!(region_starts(&mp4), vec![24, u64::MAX - 6]);
     }
 
     #[test]

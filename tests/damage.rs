@@ -249,16 +249,28 @@ fn repair_snapshots_drops_only_what_is_lost_after_a_dry_run() {
 
 #[test]
 fn repair_snapshots_with_read_data_drops_files_whose_bytes_rotted() {
-    let (env, _src) = backed_up();
+    let (env, src) = backed_up();
     let pack = packs(&env).into_iter().max_by_key(|p| fs::metadata(p).unwrap().len()).unwrap();
     flip_byte(&pack, 1000);
     let plain = env.json(&["repair", "snapshots", "--dry-run"]);
     assert!(plain["snapshots"].as_array().unwrap().is_empty(), "without reading, rot is invisible: {plain}");
     let report = env.json(&["repair", "snapshots", "--read-data"]);
     let dropped = report["snapshots"][0]["dropped"].as_array().unwrap();
-    assert_eq!(dropped.len(), 1, "exactly the file holding the rotten chunk: {report}");
+    assert!(!dropped.is_empty(), "{report}");
+    // One flipped byte rots one chunk; every file that holds it (duplicates included) goes.
+    let reasons: std::collections::BTreeSet<&str> = dropped.iter().map(|d| d[1].as_str().unwrap()).collect();
+    assert_eq!(reasons.len(), 1, "all dropped files share the rotten chunk: {report}");
+    let dropped: Vec<&str> = dropped.iter().map(|d| d[0].as_str().unwrap()).collect();
     let out = env.path("out");
     env.ok(&["restore", "latest", "-t", out.to_str().unwrap()]);
+    for file in files_in(&src) {
+        let rel = file.strip_prefix(&src).unwrap().to_string_lossy().into_owned();
+        if dropped.contains(&rel.as_str()) {
+            assert!(!out.join(&rel).exists(), "{rel} was dropped");
+        } else {
+            assert_eq!(fs::read(out.join(&rel)).unwrap(), fs::read(&file).unwrap(), "{rel} is kept intact");
+        }
+    }
 }
 
 #[test]
