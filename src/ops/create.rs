@@ -395,7 +395,7 @@ pub fn run(repo: &mut Repository, options: &CreateOptions, progress: &dyn Progre
                     }
                 };
                 summary.total_files += 1;
-                summary.total_bytes += content.size;
+                summary.total_bytes = summary.total_bytes.saturating_add(content.size);
                 contents.push(Some(content));
             }
             Err(e) => {

@@ -150,7 +150,7 @@ pub fn stats(repo: &Repository, snapshots: &[(Id, crate::format::snapshot::Snaps
     let mut s = Stats { snapshots: snapshots.len(), ..Default::default() };
     let mut counted = HashSet::new();
     for (_, snap) in snapshots {
-        s.logical_bytes += snap.summary.total_bytes;
+        s.logical_bytes = s.logical_bytes.saturating_add(snap.summary.total_bytes);
     }
     for pc in repo.index().by_pack() {
         for b in pc.blobs {

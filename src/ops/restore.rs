@@ -174,7 +174,8 @@ pub fn run(repo: &Repository, tree: &Id, options: &RestoreOptions, progress: &dy
     }
 
     let files: Vec<&Planned> = plan.files.iter().filter(|f| !is_blocked(&blocked, &f.rel)).collect();
-    let total: u64 = files.iter().map(|f| f.node.size()).sum();
+    // Saturating: a hostile tree may claim any size; only the progress bar sees this sum.
+    let total: u64 = files.iter().fold(0u64, |sum, f| sum.saturating_add(f.node.size()));
     progress.start(files.len() as u64, total);
     // Remote: neighbouring files come in one request; local: each file reads its own runs.
     let spans: Vec<Option<Span>> = if repo.backend().read_parallelism() > 0 {
