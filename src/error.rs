@@ -18,6 +18,11 @@ pub enum Error {
     #[error("wrong password: no key of this repository opens with it")]
     WrongPassword,
 
+    #[error(
+        "wrong password, or the key slot it opens is damaged: no intact key of this repository opens with it ({0}; copy a damaged slot back from another copy of the repository)"
+    )]
+    WrongPasswordOrDamagedKey(String),
+
     #[error("the password is empty")]
     EmptyPassword,
 

@@ -106,6 +106,14 @@ impl Repository {
     pub fn open(backend: Box<dyn Backend>, credential: &mut dyn FnMut() -> Result<Credential>) -> Result<Repository> {
         let config_bytes = match backend.read(FileKind::Config, "config") {
             Ok(b) => b,
+            Err(Error::Missing { .. }) if holds_repository_files(backend.as_ref())? => {
+                return Err(Error::corrupt(
+                    "repository",
+                    backend.location(),
+                    "its config file is missing though its other files are there: \
+                     copy `config` back from another copy of this repository",
+                ));
+            }
             Err(Error::Missing { .. }) => return Err(Error::RepositoryNotFound(backend.location())),
             Err(e) => return Err(e),
         };
@@ -132,7 +140,11 @@ impl Repository {
             }
             Encryption::XChaCha20Poly1305Blake3 => {
                 if key_files.is_empty() {
-                    return Err(Error::Missing { kind: "key", name: "(none in keys/)".into() });
+                    return Err(Error::corrupt(
+                        "repository",
+                        backend.location(),
+                        "it is encrypted but has no key slot in keys/: copy them back from another copy of this repository",
+                    ));
                 }
                 let credential = credential()?;
                 if matches!(&credential, Credential::Password(p) if p.is_empty()) {
@@ -142,7 +154,7 @@ impl Repository {
                 for (name, _) in &key_files {
                     let attempt = backend
                         .read(FileKind::Key, name)
-                        .and_then(|bytes| KeyFile::decode(&bytes, name))
+                        .and_then(|bytes| KeyFile::decode_slot(&bytes, name))
                         .and_then(|kf| kf.unwrap_master(&credential, &repo_id, name));
                     match attempt {
                         Ok(Some(master)) => {
@@ -166,6 +178,8 @@ impl Repository {
                     Some(e @ (Error::ForeignKey { .. } | Error::UnsupportedVersion { .. })) if key_files.len() == 1 => {
                         e
                     }
+                    Some(e) if e.is_damage() && key_files.len() == 1 => e,
+                    Some(e) if e.is_damage() => Error::WrongPasswordOrDamagedKey(e.to_string()),
                     _ => Error::WrongPassword,
                 })
             }
@@ -397,7 +411,7 @@ impl Repository {
     pub fn list_keys(&self) -> Result<Vec<(String, std::result::Result<KeyFile, Error>)>> {
         let mut out = Vec::new();
         for (name, _) in self.backend.list(FileKind::Key)? {
-            let kf = self.backend.read(FileKind::Key, &name).and_then(|b| KeyFile::decode(&b, &name));
+            let kf = self.backend.read(FileKind::Key, &name).and_then(|b| KeyFile::decode_slot(&b, &name));
             out.push((name, kf));
         }
         out.sort_by(|a, b| a.0.cmp(&b.0));
@@ -515,4 +529,16 @@ impl Repository {
     pub fn pack_sizes(&self) -> Result<HashMap<Id, u64>> {
         Ok(self.backend.list(FileKind::Pack)?.into_iter().filter_map(|(n, s)| Some((Id::from_hex(&n)?, s))).collect())
     }
+}
+
+/// Whether a location without a config still holds files only a complete repository has
+/// (snapshots, index files; an interrupted `init` leaves at most a key): then the config was
+/// lost, and "no repository here" would mislead.
+fn holds_repository_files(backend: &dyn Backend) -> Result<bool> {
+    for kind in [FileKind::Snapshot, FileKind::Index] {
+        if !backend.list(kind)?.is_empty() {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }

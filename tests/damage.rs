@@ -3,19 +3,9 @@
 
 mod common;
 
-use common::{Env, describe, phone};
+use common::{Env, describe, files_in, phone};
 use std::fs;
 use std::path::PathBuf;
-
-fn files_in(dir: &std::path::Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for e in fs::read_dir(dir).unwrap() {
-        let p = e.unwrap().path();
-        if p.is_dir() { out.extend(files_in(&p)) } else { out.push(p) }
-    }
-    out.sort();
-    out
-}
 
 fn packs(env: &Env) -> Vec<PathBuf> {
     files_in(&env.repo.join("data"))

@@ -393,7 +393,15 @@ fn run_check(ctx: &Context_, read_data: bool, subset: Option<&str>) -> Result<Ou
         }
         Ok(Outcome::Done)
     } else {
-        bail!("the repository has {} problems (listed above)", report.problems.len())
+        let hint = if report.unindexed_packs > 0 {
+            format!(
+                "; {} packs are in no index: `snap repair index` indexes them again and may recover what is missing",
+                report.unindexed_packs
+            )
+        } else {
+            String::new()
+        };
+        bail!("the repository has {} problems (listed above){hint}", report.problems.len())
     }
 }
 

@@ -269,7 +269,7 @@ fn one_line(e: &anyhow::Error) -> String {
 fn exit_code(e: &anyhow::Error) -> u8 {
     match e.chain().find_map(|c| c.downcast_ref::<Error>()) {
         Some(Error::RepositoryNotFound(_)) => 10,
-        Some(Error::WrongPassword) => 12,
+        Some(Error::WrongPassword | Error::WrongPasswordOrDamagedKey(_)) => 12,
         _ => 1,
     }
 }

@@ -179,6 +179,15 @@ impl KeyFile {
         )
     }
 
+    /// Decodes a stored key slot, whose name is the BLAKE3 hash of its bytes: a slot that
+    /// does not match its name is damaged, which a wrong password alone could not tell.
+    pub fn decode_slot(bytes: &[u8], name: &str) -> Result<KeyFile> {
+        if crate::id::Id::of_bytes(bytes).to_hex() != name {
+            return Err(Error::corrupt("key", name, "its bytes do not match its name"));
+        }
+        KeyFile::decode(bytes, name)
+    }
+
     pub fn decode(bytes: &[u8], name: &str) -> Result<KeyFile> {
         let key: KeyFile = serde_json::from_slice(bytes).map_err(|e| Error::corrupt("key", name, e.to_string()))?;
         if key.version != KEY_FILE_VERSION {

@@ -42,6 +42,8 @@ pub struct CheckReport {
     pub problems: Vec<Problem>,
     /// Things that are not damage (for example unindexed packs an interrupted backup left).
     pub notes: Vec<String>,
+    /// Packs no index file names: an interrupted backup's, or a lost index file's.
+    pub unindexed_packs: usize,
     pub snapshots: usize,
     pub trees: usize,
     pub packs: usize,
@@ -95,7 +97,10 @@ pub fn run(
         }
     }
     for id in pack_sizes.keys().filter(|id| !indexed_ids.contains(id)) {
-        report.notes.push(format!("pack {id} is not in any index (left by an interrupted backup; its data is unused)"));
+        report
+            .notes
+            .push(format!("pack {id} is not in any index (left by an interrupted backup, or its index file was lost)"));
+        report.unindexed_packs += 1;
     }
 
     if options.read_data {

@@ -161,6 +161,17 @@ pub fn assert_same_tree(expected: &Path, actual: &Path) {
     assert!(extra.is_empty(), "restore wrote entries that are not in the source: {extra:?}");
 }
 
+/// Every file below `dir`, sorted.
+pub fn files_in(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in fs::read_dir(dir).expect("read dir") {
+        let p = e.expect("dir entry").path();
+        if p.is_dir() { out.extend(files_in(&p)) } else { out.push(p) }
+    }
+    out.sort();
+    out
+}
+
 /// Total size of all files below `dir`.
 pub fn du(dir: &Path) -> u64 {
     let mut total = 0;
