@@ -146,6 +146,40 @@ fn swapped_pack_contents_are_detected_as_tampering() {
 }
 
 #[test]
+fn swapped_snapshot_and_index_files_are_detected_as_tampering() {
+    let (env, src) = backed_up();
+    fs::write(src.join("more.bin"), vec![7u8; 100_000]).unwrap();
+    env.ok(&["create", src.to_str().unwrap()]);
+    for kind in ["snapshots", "index"] {
+        let files = files_in(&env.repo.join(kind));
+        assert_eq!(files.len(), 2, "{kind}");
+        let (a, b) = (fs::read(&files[0]).unwrap(), fs::read(&files[1]).unwrap());
+        fs::write(&files[0], &b).unwrap();
+        fs::write(&files[1], &a).unwrap();
+        let out = env.run(&["check"]);
+        assert_eq!(out.status.code(), Some(1), "{kind}: {}", describe(&out));
+        let report = String::from_utf8_lossy(&out.stdout);
+        for f in &files {
+            let name = f.file_name().unwrap().to_string_lossy();
+            assert!(report.contains(&*name), "{kind} {name} is named: {report}");
+        }
+        assert!(report.contains("does not match its name"), "{kind}: {report}");
+        // Swapped back, everything is whole again: the check changed nothing.
+        fs::write(&files[0], &a).unwrap();
+        fs::write(&files[1], &b).unwrap();
+        env.ok(&["check"]);
+    }
+    // An object moved to another kind's folder under its own name fails authentication there.
+    let snapshot = files_in(&env.repo.join("snapshots")).remove(0);
+    let index_dir = env.repo.join("index");
+    fs::copy(&snapshot, index_dir.join(snapshot.file_name().unwrap())).unwrap();
+    let out = env.run(&["check"]);
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(report.contains(&*snapshot.file_name().unwrap().to_string_lossy()), "{report}");
+}
+
+#[test]
 fn repair_index_rebuilds_a_lost_index_from_the_packs() {
     let (env, src) = backed_up();
     let index_files = files_in(&env.repo.join("index"));
