@@ -57,6 +57,11 @@ pub enum Error {
     #[error("the repository is locked by {0}; wait for it to finish, or retry with --retry-lock SECONDS")]
     Locked(String),
 
+    #[error(
+        "{0} stopped before deleting anything: its repository lock lapsed while it ran (the machine slept, or the lock could not be refreshed), so another snap may have started meanwhile; run it again"
+    )]
+    LockLapsed(&'static str),
+
     #[error("the repository is append-only: {0} is refused")]
     AppendOnly(&'static str),
 

@@ -247,3 +247,38 @@ fn start_refresher(
     });
     LockGuard { writer, shared, stop: Some(stop), refresher: Some(refresher) }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::repo::{InitOptions, Repository};
+
+    fn repository(dir: &std::path::Path) -> Repository {
+        let options = InitOptions { encryption: false, kdf: Default::default(), append_only: false };
+        let location = dir.join("repo");
+        let backend = crate::store::open_backend(&location.display().to_string(), &Default::default()).unwrap();
+        Repository::init(backend, None, &options).unwrap()
+    }
+
+    #[test]
+    fn a_lock_left_unrefreshed_near_the_stale_limit_counts_as_lapsed() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = repository(dir.path());
+        let guard = acquire(&repo, true, "prune", Duration::ZERO).unwrap();
+        assert!(!guard.was_ever_stale());
+        // The machine slept 29½ minutes: others do not yet see the lock as stale, but the holder
+        // already must not start deleting.
+        guard.shared.last_refresh.store(now() - STALE_AFTER_SECS + 30, Ordering::SeqCst);
+        assert!(guard.was_ever_stale());
+    }
+
+    #[test]
+    fn an_exclusive_lock_blocks_a_second_one_until_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = repository(dir.path());
+        let held = acquire(&repo, true, "prune", Duration::ZERO).unwrap();
+        assert!(matches!(acquire(&repo, false, "create", Duration::ZERO), Err(Error::Locked(_))));
+        drop(held);
+        assert!(acquire(&repo, false, "create", Duration::ZERO).is_ok());
+    }
+}

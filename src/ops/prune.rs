@@ -97,7 +97,7 @@ pub fn run(repo: &mut Repository, options: &PruneOptions, progress: &dyn Progres
     if repo.config().append_only && !options.dry_run {
         return Err(Error::AppendOnly("prune"));
     }
-    let _lock = crate::lock::acquire(repo, true, "prune", options.retry_lock)?;
+    let lock = crate::lock::acquire(repo, true, "prune", options.retry_lock)?;
     let load = repo.load_index()?;
     if let Some((name, e)) = load.damaged.into_iter().next() {
         return Err(Error::InvalidArgument(format!(
@@ -168,6 +168,12 @@ pub fn run(repo: &mut Repository, options: &PruneOptions, progress: &dyn Progres
         progress.item_done();
     }
     packer.finish()?;
+
+    // A backup that started while our lock had lapsed may rely on data we are about to remove
+    // or on an index file it just wrote: then delete nothing (the copies above are harmless).
+    if lock.was_ever_stale() {
+        return Err(Error::LockLapsed("prune"));
+    }
 
     // 2. One new index for everything that stays.
     let old_index_files: Vec<String> = repo.backend().list(FileKind::Index)?.into_iter().map(|(n, _)| n).collect();
