@@ -3,22 +3,12 @@
 
 mod common;
 
-use common::{Env, describe, files_in, phone};
+use common::{Env, backed_up, describe, files_in, phone};
 use std::fs;
 use std::path::PathBuf;
 
 fn packs(env: &Env) -> Vec<PathBuf> {
     files_in(&env.repo.join("data"))
-}
-
-/// A repository holding the small phone folder.
-fn backed_up() -> (Env, PathBuf) {
-    let env = Env::new();
-    env.init();
-    let src = env.phone();
-    env.ok(&["create", src.to_str().unwrap()]);
-    env.ok(&["check", "--read-data"]);
-    (env, src)
 }
 
 fn flip_byte(path: &std::path::Path, offset: usize) {

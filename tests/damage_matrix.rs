@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{Env, describe, files_in, snapshot_of};
+use common::{Env, backed_up, describe, files_in, snapshot_of};
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -88,11 +88,7 @@ fn name_in_report(rel: &Path) -> String {
 
 #[test]
 fn every_file_damaged_every_way_is_caught_and_never_restored_wrong() {
-    let template = Env::new();
-    template.init();
-    let src = template.phone();
-    template.ok(&["create", src.to_str().unwrap()]);
-    template.ok(&["check", "--read-data"]);
+    let (template, src) = backed_up();
     let source = snapshot_of(&src);
     let victims: Vec<PathBuf> = files_in(&template.repo)
         .into_iter()

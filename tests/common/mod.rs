@@ -106,6 +106,16 @@ impl Env {
     }
 }
 
+/// An encrypted repository holding one verified snapshot of the small phone folder.
+pub fn backed_up() -> (Env, PathBuf) {
+    let env = Env::new();
+    env.init();
+    let src = env.phone();
+    env.ok(&["create", src.to_str().unwrap()]);
+    env.ok(&["check", "--read-data"]);
+    (env, src)
+}
+
 pub fn describe(out: &Output) -> String {
     format!("exit {:?}, stderr: {}", out.status.code(), String::from_utf8_lossy(&out.stderr))
 }
