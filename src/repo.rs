@@ -4,6 +4,7 @@
 //! objects by their AEAD tag, blobs by re-hashing the plaintext against their id. A caller
 //! either gets the exact bytes that were stored or an error naming the damaged object.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -284,11 +285,28 @@ impl Repository {
 
     /// Opens, decompresses and verifies a stored blob against its entry.
     pub fn decode_blob(&self, entry: &BlobEntry, stored: &[u8]) -> Result<Vec<u8>> {
+        let opened =
+            self.keys.open(&blob_aad(entry.kind as u8, &entry.id), stored, entry.kind.name(), &|| entry.id.to_hex())?;
+        self.finish_blob(entry, Cow::Owned(opened)).map(Cow::into_owned)
+    }
+
+    /// As `decode_blob`, but opens the blob where it lies, so an uncompressed blob's plaintext
+    /// is a part of `stored` and nothing is copied. `stored` is scratch afterwards.
+    pub fn decode_blob_in_place<'a>(&self, entry: &BlobEntry, stored: &'a mut [u8]) -> Result<Cow<'a, [u8]>> {
+        let aad = blob_aad(entry.kind as u8, &entry.id);
+        let opened = self.keys.open_in_place(&aad, stored, entry.kind.name(), &|| entry.id.to_hex())?;
+        self.finish_blob(entry, Cow::Borrowed(opened))
+    }
+
+    /// Decompresses an opened blob if it is stored compressed, and verifies length and id.
+    fn finish_blob<'a>(&self, entry: &BlobEntry, opened: Cow<'a, [u8]>) -> Result<Cow<'a, [u8]>> {
         let kind = entry.kind.name();
         let name = || entry.id.to_hex();
-        let opened = self.keys.open(&blob_aad(entry.kind as u8, &entry.id), stored, kind, &name)?;
-        let raw =
-            if entry.compressed { compress::decompress(&opened, entry.raw_len as usize, kind, &name)? } else { opened };
+        let raw = if entry.compressed {
+            Cow::Owned(compress::decompress(&opened, entry.raw_len as usize, kind, &name)?)
+        } else {
+            opened
+        };
         if raw.len() != entry.raw_len as usize {
             return Err(Error::corrupt(
                 kind,
@@ -313,10 +331,12 @@ impl Repository {
     }
 
     /// Reads the longest prefix of `ids` whose blobs lie back to back in one pack (at most
-    /// `max_bytes` of them, at least one blob) with a single read, and decodes each. On object
-    /// storage this turns a file's chunks into one request instead of one per chunk.
-    pub fn read_blob_run(&self, ids: &[Id], max_bytes: u64) -> Result<Vec<Vec<u8>>> {
-        let Some(first) = ids.first() else { return Ok(Vec::new()) };
+    /// `max_bytes` of them, at least one blob) with a single read. On object storage this turns
+    /// a file's chunks into one request instead of one per chunk.
+    pub fn read_blob_run(&self, ids: &[Id], max_bytes: u64) -> Result<BlobRun> {
+        let Some(first) = ids.first() else {
+            return Ok(BlobRun { stored: Vec::new(), start: 0, entries: Vec::new(), next: 0 });
+        };
         let head = self.index.lookup(first).ok_or_else(|| Error::Missing { kind: "blob", name: first.to_hex() })?;
         let start = u64::from(head.entry.offset);
         let mut end = start + u64::from(head.entry.stored_len);
@@ -339,13 +359,7 @@ impl Repository {
             BlobKind::Tree => self.backend.read_range_hot(FileKind::Pack, &pack, start, end - start)?,
             BlobKind::Data => self.backend.read_range(FileKind::Pack, &pack, start, end - start)?,
         };
-        entries
-            .iter()
-            .map(|entry| {
-                let from = (u64::from(entry.offset) - start) as usize;
-                self.decode_blob(entry, &stored[from..from + entry.stored_len as usize])
-            })
-            .collect()
+        Ok(BlobRun { stored, start, entries, next: 0 })
     }
 
     pub fn read_tree(&self, id: &Id) -> Result<Vec<tree::Node>> {
@@ -541,4 +555,33 @@ fn holds_repository_files(backend: &dyn Backend) -> Result<bool> {
         }
     }
     Ok(false)
+}
+
+/// Neighbouring blobs of one pack, read together by `Repository::read_blob_run` and decoded
+/// one at a time where they lie. A run never holds a stored region twice, so each decodes once.
+pub struct BlobRun {
+    stored: Vec<u8>,
+    start: u64,
+    entries: Vec<BlobEntry>,
+    next: usize,
+}
+
+impl BlobRun {
+    /// How many blobs (a prefix of the ids asked for) the run holds.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// The next blob's plaintext, decoded and verified; `None` after the last.
+    pub fn next_blob(&mut self, repo: &Repository) -> Option<Result<Cow<'_, [u8]>>> {
+        let entry = *self.entries.get(self.next)?;
+        self.next += 1;
+        let from = (u64::from(entry.offset) - self.start) as usize;
+        let stored = &mut self.stored[from..from + entry.stored_len as usize];
+        Some(repo.decode_blob_in_place(&entry, stored))
+    }
 }

@@ -153,22 +153,44 @@ impl Keys {
     /// Opens a sealed object. `kind`/`name` only label the error.
     pub fn open(&self, aad: &[u8], sealed: &[u8], kind: &'static str, name: &dyn Fn() -> String) -> Result<Vec<u8>> {
         let Some(cipher) = &self.cipher else { return Ok(sealed.to_vec()) };
-        if sealed.len() < SEAL_OVERHEAD {
-            return Err(Error::corrupt(
-                kind,
-                name(),
-                format!("{} bytes is too short for a sealed object", sealed.len()),
-            ));
-        }
-        let (nonce, ct) = sealed.split_at(NONCE_LEN);
-        let nonce = XNonce::try_from(nonce).map_err(|_| Error::corrupt(kind, name(), "bad nonce"))?;
+        let (nonce, ct) = split_sealed(sealed, kind, name)?;
         cipher.decrypt(&nonce, Payload { msg: ct, aad }).map_err(|_| Error::Tampered { kind, name: name() })
+    }
+
+    /// Opens a sealed object where it lies (no copy): the plaintext is the returned part of
+    /// `sealed`. On failure `sealed` holds no plaintext but is no longer the sealed object.
+    pub fn open_in_place<'a>(
+        &self,
+        aad: &[u8],
+        sealed: &'a mut [u8],
+        kind: &'static str,
+        name: &dyn Fn() -> String,
+    ) -> Result<&'a [u8]> {
+        let Some(cipher) = &self.cipher else { return Ok(sealed) };
+        let (nonce, _) = split_sealed(sealed, kind, name)?;
+        let body_len = sealed.len() - SEAL_OVERHEAD;
+        let (body, tag) = sealed[NONCE_LEN..].split_at_mut(body_len);
+        let tag = chacha20poly1305::Tag::try_from(&*tag).map_err(|_| Error::corrupt(kind, name(), "bad tag"))?;
+        cipher
+            .decrypt_inout_detached(&nonce, aad, (&mut *body).into(), &tag)
+            .map_err(|_| Error::Tampered { kind, name: name() })?;
+        Ok(body)
     }
 
     /// Bytes a sealed object of `plaintext_len` bytes occupies.
     pub fn sealed_len(&self, plaintext_len: usize) -> usize {
         plaintext_len + if self.is_encrypted() { SEAL_OVERHEAD } else { 0 }
     }
+}
+
+/// A sealed object's nonce and the rest (ciphertext and tag), once its length is plausible.
+fn split_sealed<'a>(sealed: &'a [u8], kind: &'static str, name: &dyn Fn() -> String) -> Result<(XNonce, &'a [u8])> {
+    if sealed.len() < SEAL_OVERHEAD {
+        return Err(Error::corrupt(kind, name(), format!("{} bytes is too short for a sealed object", sealed.len())));
+    }
+    let (nonce, rest) = sealed.split_at(NONCE_LEN);
+    let nonce = XNonce::try_from(nonce).map_err(|_| Error::corrupt(kind, name(), "bad nonce"))?;
+    Ok((nonce, rest))
 }
 
 /// Associated data for a blob: its kind byte and id, so a blob cannot be swapped for another.
@@ -215,6 +237,29 @@ mod tests {
         flipped[30] ^= 1;
         assert!(matches!(k.open(aad::INDEX, &flipped, "index", &|| "x".into()), Err(Error::Tampered { .. })));
         assert!(matches!(k.open(aad::INDEX, &sealed[..10], "index", &|| "x".into()), Err(Error::Corrupt { .. })));
+    }
+
+    #[test]
+    fn opening_in_place_agrees_with_opening_a_copy() {
+        let k = keys();
+        let sealed = k.seal(aad::BLOB, b"hello in place").unwrap();
+        let mut buf = sealed.clone();
+        assert_eq!(k.open_in_place(aad::BLOB, &mut buf, "blob", &|| "x".into()).unwrap(), b"hello in place");
+        for at in [0, NONCE_LEN, sealed.len() - 1] {
+            let mut flipped = sealed.clone();
+            flipped[at] ^= 1;
+            let opened = k.open_in_place(aad::BLOB, &mut flipped, "blob", &|| "x".into());
+            assert!(matches!(opened, Err(Error::Tampered { .. })), "byte {at}");
+        }
+        let mut copy = sealed.clone();
+        let opened = k.open_in_place(aad::INDEX, &mut copy, "blob", &|| "x".into());
+        assert!(matches!(opened, Err(Error::Tampered { .. })));
+        let mut short = sealed[..SEAL_OVERHEAD - 1].to_vec();
+        let opened = k.open_in_place(aad::BLOB, &mut short, "blob", &|| "x".into());
+        assert!(matches!(opened, Err(Error::Corrupt { .. })));
+        let mut unsealed = b"as is".to_vec();
+        let opened = Keys::unencrypted().open_in_place(aad::BLOB, &mut unsealed, "blob", &|| "x".into());
+        assert_eq!(opened.unwrap(), b"as is");
     }
 
     #[test]

@@ -316,8 +316,8 @@ fn restore_file(
             .open(&tmp_path)
             .map_err(|e| format!("cannot create: {e}"))?;
         let mut written = 0u64;
-        let mut write = |data: Vec<u8>| -> std::result::Result<(), String> {
-            file.write_all(&data).map_err(|e| format!("cannot write: {e}"))?;
+        let mut write = |data: &[u8]| -> std::result::Result<(), String> {
+            file.write_all(data).map_err(|e| format!("cannot write: {e}"))?;
             written += data.len() as u64;
             progress.advance(data.len() as u64);
             Ok(())
@@ -325,14 +325,16 @@ fn restore_file(
         if let Some(fetch) = batch {
             let prefetched = fetch()?;
             for chunk in &content.chunks {
-                write(prefetched.chunk(repo, chunk).map_err(|e| e.to_string())?)?;
+                write(&prefetched.chunk(repo, chunk).map_err(|e| e.to_string())?)?;
             }
         } else {
             let mut next = 0;
             while next < content.chunks.len() {
-                let run = repo.read_blob_run(&content.chunks[next..], READ_RUN_BYTES).map_err(|e| e.to_string())?;
+                let mut run = repo.read_blob_run(&content.chunks[next..], READ_RUN_BYTES).map_err(|e| e.to_string())?;
                 next += run.len();
-                run.into_iter().try_for_each(&mut write)?;
+                while let Some(blob) = run.next_blob(repo) {
+                    write(&blob.map_err(|e| e.to_string())?)?;
+                }
             }
         }
         if written != content.size {
