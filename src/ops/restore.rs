@@ -283,7 +283,7 @@ fn restore_symlink(s: &Planned) -> std::result::Result<(), String> {
 /// The most a file's restore reads from a pack at once: neighbouring chunks come in one read.
 const READ_RUN_BYTES: u64 = 8 << 20;
 /// The most a remote restore fetches for a batch of neighbouring files with one request.
-const BATCH_BYTES: u64 = 12 << 20;
+const BATCH_BYTES: u64 = 4 << 20;
 
 /// Fetches a batch's bytes on first use (never, if every file in it is already present).
 type FetchBatch<'a> = &'a dyn Fn() -> std::result::Result<&'a Prefetched, String>;

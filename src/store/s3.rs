@@ -31,8 +31,11 @@ use crate::error::{Error, Result};
 
 /// Packs uploading at the same time. Each holds one part buffer, so this bounds memory too.
 pub const UPLOADS_IN_FLIGHT: usize = 2;
-/// Reads a restore keeps in flight (each holds at most one batch, 12 MiB, in memory).
-const READS_IN_FLIGHT: usize = 6;
+/// Reads a restore keeps in flight, each holding at most one batch (4 MiB) or one file's run
+/// of chunks (8 MiB) in memory. Servers answer each request after a pause of their own (s3s-fs
+/// ~40 ms), so twelve small reads beat six large ones: measured 5.2–5.3 s instead of 7.2–8.3 s
+/// for a 1.1 GB restore from s3s-fs.
+const READS_IN_FLIGHT: usize = 12;
 /// Size of the parts a pack is uploaded in (multipart) and of the largest single PUT.
 const PART_SIZE: usize = 5 << 20;
 /// Scratch files for packs on their way to the bucket live in the temp folder under this prefix.
