@@ -88,6 +88,35 @@ fn wrong_credentials_and_an_absent_server_are_one_clear_line() {
 }
 
 #[test]
+fn credentials_come_from_the_named_aws_profile() {
+    let Some(env) = Env::s3() else { return };
+    env.init();
+    let Some(server) = &env.server else { return };
+    let home = env.path("home");
+    std::fs::create_dir_all(home.join(".aws")).unwrap();
+    let credentials = format!(
+        "[default]\naws_access_key_id = nobody\naws_secret_access_key = wrong\n\n\
+         [family]\naws_access_key_id = {}\naws_secret_access_key = {}\n",
+        server.access_key, server.secret_key
+    );
+    std::fs::write(home.join(".aws/credentials"), credentials).unwrap();
+    let with_profile = |profile: Option<&str>| {
+        let mut cmd = env.snap();
+        cmd.env_remove("AWS_ACCESS_KEY_ID").env_remove("AWS_SECRET_ACCESS_KEY").env_remove("AWS_SESSION_TOKEN");
+        cmd.env_remove("AWS_SHARED_CREDENTIALS_FILE").env_remove("AWS_CONFIG_FILE").env("HOME", &home);
+        match profile {
+            Some(p) => cmd.env("AWS_PROFILE", p),
+            None => cmd.env_remove("AWS_PROFILE"),
+        };
+        cmd.args(["snapshots"]).output().unwrap()
+    };
+    let out = with_profile(Some("family"));
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    let out = with_profile(None);
+    assert_eq!(out.status.code(), Some(1), "the default profile's key is wrong: {}", describe(&out));
+}
+
+#[test]
 fn malformed_s3_locations_are_refused_before_any_request() {
     let env = Env::new();
     for bad in ["s3:", "s3:https://host", "s3:ftp://host/bucket", "s3:https://host/b/../x"] {
