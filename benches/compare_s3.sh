@@ -3,7 +3,8 @@
 # rustic's S3 support, on one S3 server on 127.0.0.1 (s3s-fs, started here) and one generated
 # phone folder. Steps per tool: init, initial backup, unchanged backup, full restore (verified
 # with diff -r), one-folder restore. Each measured step runs ROUNDS times; the table shows the
-# median.
+# median. "server PUT" and "server GET" rows time plain curl moving the same packs, the
+# most any client could reach on that server.
 #
 #   bash benches/compare_s3.sh [small|gigabyte] [ROUNDS]      (default: gigabyte 3)
 #
@@ -86,8 +87,21 @@ restore() {
         rustic-s3) run "$tool" restore "latest:$src${sub:+/$sub}" "$target" ;;
     esac
 }
-export work endpoint src bucket prefix
-export -f run init backup restore
+# The server's own ceiling: the bytes of snap's packs uploaded and fetched with plain curl, four
+# at a time, with no client work at all ("server PUT/GET" rows).
+curl_s3() {
+    curl -fsS -o /dev/null -H "x-amz-content-sha256: UNSIGNED-PAYLOAD" --aws-sigv4 "aws:amz:$region:s3" \
+        --user "$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY" "$@"
+}
+raw() {
+    find "$work/repo-local-$round/data" -type f | xargs -P 4 -I{} bash -c '
+        url="$endpoint/$bucket/$prefix-raw-$round/$(basename "$2")"
+        if [ "$1" = put ]; then curl_s3 -T "$2" "$url"; else curl_s3 "$url"; fi' _ "$1" {}
+}
+raw_ceiling=no
+curl --help all 2> /dev/null | grep -q aws-sigv4 && raw_ceiling=yes || echo "skipped: the server ceiling needs curl 7.75 or later"
+export work endpoint src bucket prefix region
+export -f run init backup restore curl_s3 raw
 restored_root() { case $1 in restic-s3) echo "$2$src" ;; *) echo "$2" ;; esac; }
 
 measure() {
@@ -116,6 +130,7 @@ for round in $(seq 1 "$rounds"); do
         fi
         measure "initial backup" "$tool" bash -c "backup $tool"
     done
+    if [ $raw_ceiling = yes ]; then measure "initial backup" "server PUT" bash -c "raw put"; fi
 done
 # The later steps use the last round's repositories.
 for _ in $(seq 1 "$rounds"); do
@@ -133,6 +148,7 @@ for _ in $(seq 1 "$rounds"); do
         mkdir -p "$work/out"
         measure "one-folder restore" "$tool" bash -c "restore $tool $work/out DCIM/Camera"
     done
+    if [ $raw_ceiling = yes ]; then measure "full restore" "server GET" bash -c "raw get"; fi
 done
 rm -rf "$work/out"
 
