@@ -70,6 +70,7 @@ fn wrong_credentials_and_an_absent_server_are_one_clear_line() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
     assert!(err.contains("config") && err.to_lowercase().contains("permission"), "{err}");
+    assert!(err.contains("refused these credentials"), "{err}");
     assert_eq!(err.trim_end().lines().count(), 1, "{err}");
 
     // A port nothing listens on: refused at once, retried, then named.

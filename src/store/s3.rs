@@ -192,6 +192,12 @@ fn summary(e: &opendal::Error) -> String {
     if let Some(c) = innermost {
         line.push_str(&format!(" ({c})"));
     }
+    if e.kind() == ErrorKind::PermissionDenied {
+        line.push_str(
+            " (the server refused these credentials: check AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, \
+             or AWS_PROFILE, and that the key may use this bucket)",
+        );
+    }
     line
 }
 
