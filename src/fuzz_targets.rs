@@ -62,11 +62,16 @@ pub fn envelope(data: &[u8]) {
     let _ = format::unwrap_payload(data, 1, "fuzz", &|| "fuzz".into());
 }
 
-/// Opening sealed objects and blobs, then decompressing them with the declared bound.
+/// Opening sealed objects and blobs, then decompressing them with the declared bound. Opening
+/// in place must agree with opening a copy.
 pub fn sealed(data: &[u8]) {
     let k = keys();
     let _ = k.open(aad::INDEX, data, "fuzz", &|| "fuzz".into());
-    let _ = k.open(&blob_aad(0, &Id::default()), data, "fuzz", &|| "fuzz".into());
+    let blob = blob_aad(0, &Id::default());
+    let copied = k.open(&blob, data, "fuzz", &|| "fuzz".into());
+    let mut buf = data.to_vec();
+    let in_place = k.open_in_place(&blob, &mut buf, "fuzz", &|| "fuzz".into());
+    assert_eq!(copied.ok().as_deref(), in_place.ok(), "opening in place disagrees with opening a copy");
     let _ = crate::compress::decompress(data, 1 << 20, "fuzz", &|| "fuzz".into());
 }
 
@@ -94,3 +99,14 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("sealed", sealed),
     ("chunker", chunker),
 ];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sealed_target_opens_a_valid_blob_both_ways() {
+        let sealed_blob = keys().seal(&blob_aad(0, &Id::default()), b"a chunk of a photo").unwrap();
+        sealed(&sealed_blob);
+    }
+}
