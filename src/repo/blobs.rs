@@ -63,11 +63,8 @@ impl Repository {
 
     pub fn read_blob(&self, id: &Id) -> Result<Vec<u8>> {
         let loc = self.index.lookup(id).ok_or_else(|| Error::Missing { kind: "blob", name: id.to_hex() })?;
-        let (pack, offset, len) = (loc.pack.to_hex(), u64::from(loc.entry.offset), u64::from(loc.entry.stored_len));
-        let stored = match loc.entry.kind {
-            BlobKind::Tree => self.backend.read_range_hot(FileKind::Pack, &pack, offset, len)?,
-            BlobKind::Data => self.backend.read_range(FileKind::Pack, &pack, offset, len)?,
-        };
+        let stored =
+            self.read_stored(loc.entry.kind, &loc.pack, loc.entry.offset.into(), loc.entry.stored_len.into())?;
         self.decode_blob(&loc.entry, &stored)
     }
 
@@ -95,12 +92,16 @@ impl Repository {
                 _ => break,
             }
         }
-        let pack = head.pack.to_hex();
-        let stored = match head.entry.kind {
-            BlobKind::Tree => self.backend.read_range_hot(FileKind::Pack, &pack, start, end - start)?,
-            BlobKind::Data => self.backend.read_range(FileKind::Pack, &pack, start, end - start)?,
-        };
+        let stored = self.read_stored(head.entry.kind, &head.pack, start, end - start)?;
         Ok(BlobRun { stored, start, entries, next: 0 })
+    }
+
+    /// Stored bytes of blobs of one kind; tree packs may come from the local cache.
+    fn read_stored(&self, kind: BlobKind, pack: &Id, offset: u64, len: u64) -> Result<Vec<u8>> {
+        match kind {
+            BlobKind::Tree => self.backend.read_range_hot(FileKind::Pack, &pack.to_hex(), offset, len),
+            BlobKind::Data => self.backend.read_range(FileKind::Pack, &pack.to_hex(), offset, len),
+        }
     }
 
     pub fn read_tree(&self, id: &Id) -> Result<Vec<tree::Node>> {
